@@ -1,0 +1,6 @@
+"""emo-mm: the EMO backbone for MMDetection 3.x and MMSegmentation 1.x."""
+from .version import __version__
+from . import compat  # noqa: F401  (makes mmengine checkpoints loadable on torch >= 2.6)
+from .models import EMO
+
+__all__ = ['EMO', '__version__']

@@ -1,0 +1,247 @@
+"""EMO backbone (ICCV 2023, "Rethinking Mobile Block for Efficient Attention-based Models")."""
+from collections import OrderedDict
+from numbers import Integral
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+from mmengine.runner.checkpoint import CheckpointLoader
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ..layers import iRMB, Stem
+
+NUM_STAGES = 5  # stage0 (stem, stride 2) .. stage4 (stride 32)
+STAGE_NORMS = ('bn', 'bn', 'ln', 'ln')
+STAGE_ACTS = ('silu', 'silu', 'gelu', 'gelu')
+STAGE_DW_KERNELS = (3, 3, 5, 5)
+STAGE_ATTENTION = (False, False, True, True)
+# Keys of the authors' ImageNet classifier that a dense-prediction backbone does not have.
+CLASSIFIER_PREFIXES = ('norm.', 'head.')
+
+ArchDict = Dict[str, Union[int, float, Sequence]]
+
+
+class EMO(BaseModule):
+    """EMO backbone with multi-scale outputs.
+
+    Input ``(N, 3, H, W)``; output: a tuple with the maps of the stages in ``out_indices``,
+    stage ``i`` having stride ``2 ** (i + 1)`` and ``out_channels[i]`` channels
+    (``stem, d1, d2, d3, d4``). Any ``H, W`` works: strided convolutions round up, attention
+    windows pad.
+
+    Args:
+        arch: ``'1m'``, ``'2m'``, ``'5m'``, ``'6m'`` or a dict with the fields of
+            :attr:`arch_zoo` (``drop_path_rate`` optional).
+        window_size: attention window side, an int or one per stage 1-4 (only stages 3-4 attend);
+            ``0`` means global attention over the whole map. The authors use 7 for
+            classification, 7/10 (1M-2M/5M) for detection, 7/16 for segmentation.
+        out_indices: stages to return, any subset of ``0..4``, returned in ascending order.
+        frozen_stages: stages ``0..frozen_stages`` are kept in eval mode without gradients;
+            ``-1`` freezes nothing.
+        norm_eval: keep every BatchNorm in eval mode while training.
+        drop_path_rate: stochastic depth of the last block; defaults to the arch's.
+        norm_cfg: the BatchNorm layers' config (e.g. ``dict(type='SyncBN')``); ``eps`` defaults
+            to the authors' 1e-6.
+        init_cfg: e.g. ``dict(type='Pretrained', checkpoint='.../net.pth')``. The authors'
+            classification checkpoints load with their classifier keys skipped.
+    """
+
+    arch_zoo: Dict[str, ArchDict] = {
+        '1m': dict(depths=(2, 2, 8, 3), stem_dim=24, embed_dims=(32, 48, 80, 168),
+                   exp_ratios=(2.0, 2.5, 3.0, 3.5), dim_heads=(16, 16, 20, 21),
+                   drop_path_rate=0.04036),
+        '2m': dict(depths=(3, 3, 9, 3), stem_dim=24, embed_dims=(32, 48, 120, 200),
+                   exp_ratios=(2.0, 2.5, 3.0, 3.5), dim_heads=(16, 16, 20, 20),
+                   drop_path_rate=0.05),
+        '5m': dict(depths=(3, 3, 9, 3), stem_dim=24, embed_dims=(48, 72, 160, 288),
+                   exp_ratios=(2.0, 3.0, 4.0, 4.0), dim_heads=(24, 24, 32, 32),
+                   drop_path_rate=0.05),
+        '6m': dict(depths=(3, 3, 9, 3), stem_dim=24, embed_dims=(48, 72, 160, 320),
+                   exp_ratios=(2.0, 3.0, 4.0, 5.0), dim_heads=(16, 24, 20, 32),
+                   drop_path_rate=0.05),
+    }
+    _required_fields = ('depths', 'stem_dim', 'embed_dims', 'exp_ratios', 'dim_heads')
+
+    def __init__(self,
+                 arch: Union[str, ArchDict] = '5m',
+                 window_size: Union[int, Sequence[int]] = 7,
+                 out_indices: Sequence[int] = (1, 2, 3, 4),
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 drop_path_rate: Optional[float] = None,
+                 norm_cfg: dict = dict(type='BN'),
+                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        arch = self._parse_arch(arch)
+        depths, embed_dims = arch['depths'], arch['embed_dims']
+        window_sizes = self._parse_window_size(window_size)
+        self.out_indices = self._parse_out_indices(out_indices)
+        if not (isinstance(frozen_stages, Integral) and -1 <= frozen_stages < NUM_STAGES):
+            raise ValueError(f'frozen_stages must be an int in -1..{NUM_STAGES - 1}, '
+                             f'got {frozen_stages!r}')
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        if drop_path_rate is None:
+            drop_path_rate = arch.get('drop_path_rate', 0.)
+        # The authors' BatchNorm eps is 1e-6, also when a config swaps BN for SyncBN.
+        norm_cfg = {'eps': 1e-6, **norm_cfg}
+
+        self.out_channels = (arch['stem_dim'], *embed_dims)
+        self.stage0 = nn.ModuleList([
+            Stem(3, arch['stem_dim'], norm_cfg),
+            iRMB(arch['stem_dim'], arch['stem_dim'], expansion=1.0, norm=None, act=STAGE_ACTS[0],
+                 dw_kernel_size=STAGE_DW_KERNELS[0], v_proj=False, se=True, skip=False,
+                 norm_cfg=norm_cfg),
+        ])
+        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        in_channels = arch['stem_dim']
+        for i, (depth, channels) in enumerate(zip(depths, embed_dims)):
+            blocks = []
+            for j in range(depth):
+                first = j == 0  # down-samples: stride 2, double expansion, no attention/skips
+                blocks.append(
+                    iRMB(in_channels, channels,
+                         expansion=arch['exp_ratios'][i] * (2 if first else 1),
+                         norm=STAGE_NORMS[i], act=STAGE_ACTS[i],
+                         dw_kernel_size=STAGE_DW_KERNELS[i], stride=2 if first else 1,
+                         attention=STAGE_ATTENTION[i] and not first,
+                         dim_head=arch['dim_heads'][i], window_size=window_sizes[i],
+                         skip=not first, drop_path_rate=rates.pop(0), norm_cfg=norm_cfg))
+                in_channels = channels
+            self.add_module(f'stage{i + 1}', nn.ModuleList(blocks))
+        self._freeze_stages()
+
+    # ----------------------------------------------------------------- argument checking
+    @classmethod
+    def _parse_arch(cls, arch: Union[str, ArchDict]) -> ArchDict:
+        if isinstance(arch, str):
+            if arch.lower() not in cls.arch_zoo:
+                raise ValueError(f'unknown EMO arch {arch!r}; valid archs: '
+                                 f'{sorted(cls.arch_zoo)} or a dict with fields '
+                                 f'{cls._required_fields}')
+            return cls.arch_zoo[arch.lower()]
+        if not isinstance(arch, dict):
+            raise TypeError(f'arch must be a name in {sorted(cls.arch_zoo)} or a dict, '
+                            f'got {type(arch).__name__}')
+        missing = [f for f in cls._required_fields if f not in arch]
+        if missing:
+            raise ValueError(f'EMO arch dict is missing fields {missing}; it needs '
+                             f'{cls._required_fields} (and optionally drop_path_rate)')
+        for field in ('depths', 'embed_dims', 'exp_ratios', 'dim_heads'):
+            if len(arch[field]) != NUM_STAGES - 1:
+                raise ValueError(f'EMO arch field {field!r} needs one value per stage 1-4, '
+                                 f'got {arch[field]!r}')
+        for stage, (width, dim_head) in enumerate(zip(arch['embed_dims'], arch['dim_heads']), 1):
+            if STAGE_ATTENTION[stage - 1] and width % dim_head:
+                raise ValueError(f'stage{stage}: width {width} is not divisible by dim_head '
+                                 f'{dim_head}, so it cannot be split into attention heads')
+        return arch
+
+    @staticmethod
+    def _parse_window_size(window_size: Union[int, Sequence[int]]) -> Tuple[int, ...]:
+        sizes = (window_size, ) * (NUM_STAGES - 1) if isinstance(window_size, Integral) \
+            else tuple(window_size)
+        if len(sizes) != NUM_STAGES - 1 or not all(
+                isinstance(s, Integral) and not isinstance(s, bool) and s >= 0 for s in sizes):
+            raise ValueError('window_size must be a non-negative int (0 = one window over '
+                             'the whole map) or 4 of them, one per stage 1-4; '
+                             f'got {window_size!r}')
+        return sizes
+
+    @staticmethod
+    def _parse_out_indices(out_indices: Sequence[int]) -> Tuple[int, ...]:
+        if isinstance(out_indices, Integral):
+            out_indices = (out_indices, )
+        indices = tuple(out_indices)
+        if not indices or not all(
+                isinstance(i, Integral) and 0 <= i < NUM_STAGES for i in indices) \
+                or len(set(indices)) != len(indices):
+            raise ValueError(f'out_indices must be distinct stage indices in 0..{NUM_STAGES - 1}'
+                             f' (0 = stem, stride 2; 4 = last stage, stride 32); got '
+                             f'{out_indices!r}')
+        return tuple(sorted(indices))
+
+    # ----------------------------------------------------------------------- forward
+    @property
+    def stages(self) -> List[nn.ModuleList]:
+        return [getattr(self, f'stage{i}') for i in range(NUM_STAGES)]
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError('EMO expects images of shape (N, 3, H, W), got '
+                             f'{tuple(x.shape)}')
+        outs = []
+        for i, stage in enumerate(self.stages[:max(self.out_indices) + 1]):
+            for block in stage:
+                x = block(x)
+            if i in self.out_indices:
+                outs.append(x)
+        return tuple(outs)
+
+    # ---------------------------------------------------------------- train behaviour
+    def _freeze_stages(self) -> None:
+        for stage in self.stages[:self.frozen_stages + 1]:
+            stage.eval()
+            for param in stage.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'EMO':
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for module in self.modules():
+                if isinstance(module, _BatchNorm):
+                    module.eval()
+        return self
+
+    # ------------------------------------------------------------------ checkpoints
+    def init_weights(self) -> None:
+        init_cfg = self.init_cfg
+        if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
+            self.load_pretrained(init_cfg['checkpoint'], prefix=init_cfg.get('prefix'))
+            self._is_init = True
+        else:
+            super().init_weights()
+
+    def load_pretrained(self, checkpoint: str, prefix: Optional[str] = None) -> None:
+        """Loads a checkpoint path or URL in the authors' flat format (or mmengine's).
+
+        The classifier's keys (``norm.*``, ``head.*``) are skipped and logged; any other key
+        that does not fit, or a missing one, is an error that names the keys and shapes.
+        """
+        loaded = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
+        state = loaded.get('state_dict', loaded.get('model', loaded))
+        if not isinstance(state, dict):
+            raise ValueError(f'{checkpoint} holds no state_dict (got {type(state).__name__})')
+        state = OrderedDict((k[7:] if k.startswith('module.') else k, v) for k, v in state.items())
+        if prefix:
+            prefix = prefix if prefix.endswith('.') else prefix + '.'
+            state = OrderedDict((k[len(prefix):], v) for k, v in state.items()
+                                if k.startswith(prefix))
+        skipped = sorted(k for k in state if k.startswith(CLASSIFIER_PREFIXES))
+        for key in skipped:
+            del state[key]
+        own = self.state_dict()
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        mismatched = [f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
+                      for k, v in state.items() if k in own and v.shape != own[k].shape]
+        if missing or unexpected or mismatched:
+            problems = []
+            for name, keys in (('missing keys', missing), ('unexpected keys', unexpected),
+                               ('shape mismatches', mismatched)):
+                if keys:
+                    problems.append(f'{len(keys)} {name}: {_abbreviate(keys)}')
+            raise ValueError(f'checkpoint {checkpoint} does not fit this EMO backbone '
+                             f'(is it the checkpoint of another arch?): ' + '; '.join(problems))
+        self.load_state_dict(state, strict=True)
+        print_log(f'EMO: loaded {len(state)} tensors from {checkpoint}'
+                  + (f'; skipped the classifier keys {skipped}' if skipped else ''),
+                  logger='current')
+
+
+def _abbreviate(items: List[str], limit: int = 8) -> str:
+    shown = ', '.join(items[:limit])
+    return shown + (f', ... ({len(items) - limit} more)' if len(items) > limit else '')

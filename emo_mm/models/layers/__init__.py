@@ -1,0 +1,4 @@
+from .irmb import ConvNormAct, LayerNorm2d, SqueezeExcite, Stem, iRMB, window_partition, window_reverse
+
+__all__ = ['ConvNormAct', 'LayerNorm2d', 'SqueezeExcite', 'Stem', 'iRMB', 'window_partition',
+           'window_reverse']

@@ -1,0 +1,199 @@
+"""The inverted Residual Mobile Block (iRMB) of EMO and the small modules it is made of.
+
+Attribute names follow the authors' release (``convs.0.0``, ``conv_local.norm``, ``qk.conv``,
+``se.conv_reduce`` ...) so that their ImageNet checkpoints load without renaming. Only
+``nn`` modules that the authors also used as modules appear in the forward pass, so module-hook
+FLOP counters see exactly what they saw.
+"""
+import math
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmcv.cnn import build_norm_layer
+from mmcv.cnn.bricks import DropPath
+from torch import nn
+
+ACTIVATIONS = {'silu': nn.SiLU, 'gelu': nn.GELU}
+
+
+class LayerNorm2d(nn.Module):
+    """LayerNorm over the channels of an ``(N, C, H, W)`` map, at every pixel.
+
+    The ``nn.LayerNorm`` lives at ``.norm`` (checkpoint key ``norm.norm.weight``). The permutes
+    are views: no copy is made before or after the normalisation.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(channels, eps=eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+class ConvNormAct(nn.Module):
+    """``conv`` -> optional ``norm`` -> optional ``act``; padding ``ceil((k - stride) / 2)``."""
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 kernel_size: int = 1,
+                 stride: int = 1,
+                 groups: int = 1,
+                 bias: bool = False,
+                 norm_cfg: Optional[dict] = None,
+                 act: Optional[str] = None) -> None:
+        super().__init__()
+        padding = math.ceil((kernel_size - stride) / 2)
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding,
+                              groups=groups, bias=bias)
+        self.norm = build_norm_layer(norm_cfg, out_channels)[1] if norm_cfg else nn.Identity()
+        self.act = ACTIVATIONS[act]() if act else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.norm(self.conv(x)))
+
+
+class SqueezeExcite(nn.Module):
+    """Channel gating: ``x * sigmoid(expand(act(reduce(mean_hw(x)))))``."""
+
+    def __init__(self, channels: int, reduced_channels: int, act: str) -> None:
+        super().__init__()
+        self.conv_reduce = nn.Conv2d(channels, reduced_channels, 1, bias=True)
+        self.act1 = ACTIVATIONS[act]()
+        self.conv_expand = nn.Conv2d(reduced_channels, channels, 1, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = self.conv_expand(self.act1(self.conv_reduce(x.mean((2, 3), keepdim=True))))
+        return x * scale.sigmoid()
+
+
+class Stem(nn.Module):
+    """3x3 stride-2 convolution with bias, then BatchNorm; ``(N, 3, H, W) -> (N, C, H/2, W/2)``.
+
+    The single-element ``convs`` list mirrors the authors' multi-dilation patch embedding, whose
+    key names (``convs.0.0``, ``convs.0.1``) their checkpoints carry.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, norm_cfg: dict) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList([
+            nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1, bias=True),
+                build_norm_layer(norm_cfg, out_channels)[1])
+        ])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.convs[0](x)
+
+
+def window_partition(x: torch.Tensor, window: Tuple[int, int], num_heads: int) -> torch.Tensor:
+    """Strided (dilated) window grouping of ``(N, heads * d, wh * n1, ww * n2)`` maps.
+
+    Window ``(a, b)`` holds the pixels at rows ``r * n1 + a`` and columns ``c * n2 + b``: a grid
+    sampled across the whole map, not a contiguous tile. Returns ``(N * n1 * n2, heads, wh * ww, d)``.
+    """
+    n, c, h, w = x.shape
+    (win_h, win_w), dim_head = window, c // num_heads
+    x = x.reshape(n, num_heads, dim_head, win_h, h // win_h, win_w, w // win_w)
+    x = x.permute(0, 4, 6, 1, 3, 5, 2)
+    return x.reshape(-1, num_heads, win_h * win_w, dim_head)
+
+
+def window_reverse(tokens: torch.Tensor, window: Tuple[int, int], height: int,
+                   width: int) -> torch.Tensor:
+    """Inverse of :func:`window_partition`: ``(N * n1 * n2, heads, wh * ww, d) -> (N, C, H, W)``."""
+    _, heads, _, dim_head = tokens.shape
+    (win_h, win_w), n1, n2 = window, height // window[0], width // window[1]
+    x = tokens.reshape(-1, n1, n2, heads, win_h, win_w, dim_head)
+    x = x.permute(0, 3, 6, 4, 1, 5, 2)
+    return x.reshape(-1, heads * dim_head, height, width)
+
+
+class iRMB(nn.Module):
+    """Inverted Residual Mobile Block: ``(N, C_in, H, W) -> (N, C_out, H / stride, W / stride)``.
+
+    ``norm`` -> [window attention on the normed input (``attn_pre``)] -> ``v`` (1x1 expansion
+    + activation) -> depth-wise ``conv_local`` (+ inner skip) -> [``se``] -> ``proj`` (1x1)
+    -> outer skip with drop path. Skips exist only when ``stride == 1`` and ``C_in == C_out``.
+
+    Args:
+        in_channels / out_channels: ``C_in`` / ``C_out``.
+        expansion: hidden width is ``int(C_in * expansion)``.
+        norm: ``'bn'`` (BatchNorm from ``norm_cfg``), ``'ln'`` (channel LayerNorm) or ``None``
+            (no input norm, as in the stem block).
+        act: activation of ``v`` (and of ``se``): ``'silu'`` or ``'gelu'``.
+        dw_kernel_size / stride: of the depth-wise convolution.
+        attention: window self-attention with ``C_in // dim_head`` heads.
+        window_size: side of the attention windows; ``0`` means one window over the whole map.
+        v_proj: whether ``v`` exists (the stem block has none).
+        se: squeeze-excite after ``conv_local`` with the full width (stem block only).
+        skip: allow the residual connections.
+        drop_path_rate: stochastic depth on the outer residual branch.
+        norm_cfg: BatchNorm config (``BN``/``SyncBN``), also used inside ``conv_local``.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 expansion: float,
+                 norm: Optional[str],
+                 act: str,
+                 dw_kernel_size: int,
+                 stride: int = 1,
+                 attention: bool = False,
+                 dim_head: int = 32,
+                 window_size: int = 7,
+                 v_proj: bool = True,
+                 se: bool = False,
+                 skip: bool = True,
+                 drop_path_rate: float = 0.,
+                 norm_cfg: dict = dict(type='BN', eps=1e-6)) -> None:
+        super().__init__()
+        hidden = int(in_channels * expansion)
+        self.has_skip = skip and stride == 1 and in_channels == out_channels
+        if norm == 'bn':
+            self.norm = build_norm_layer(norm_cfg, in_channels)[1]
+        elif norm == 'ln':
+            self.norm = LayerNorm2d(in_channels)
+        else:
+            self.norm = nn.Identity()
+
+        self.attention = attention
+        if attention:
+            if in_channels % dim_head:
+                raise ValueError(f'attention width {in_channels} is not divisible by '
+                                 f'dim_head {dim_head}')
+            self.num_heads = in_channels // dim_head
+            self.window_size = window_size
+            self.scale = dim_head**-0.5
+            self.qk = ConvNormAct(in_channels, 2 * in_channels, bias=True)
+        self.v = ConvNormAct(in_channels, hidden, bias=True, act=act) if v_proj else nn.Identity()
+        self.conv_local = ConvNormAct(hidden, hidden, dw_kernel_size, stride, groups=hidden,
+                                      norm_cfg=norm_cfg, act='silu')
+        self.se = SqueezeExcite(hidden, hidden, act) if se else nn.Identity()
+        self.proj = ConvNormAct(hidden, out_channels)
+        self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
+
+    def window_attention(self, x: torch.Tensor) -> torch.Tensor:
+        """Self-attention inside strided windows, values = the normed input; then ``v``."""
+        height, width = x.shape[-2:]
+        window = (self.window_size, self.window_size) if self.window_size > 0 else (height, width)
+        # Zero padding on the right and bottom; padded pixels are attended to, not masked.
+        x = F.pad(x, (0, -width % window[1], 0, -height % window[0]))
+        q, k = window_partition(self.qk(x), window, 2 * self.num_heads).chunk(2, dim=1)
+        values = window_partition(x, window, self.num_heads)
+        out = F.scaled_dot_product_attention(q, k, values, scale=self.scale)
+        x = window_reverse(out, window, x.shape[-2], x.shape[-1])
+        # ``v`` runs on the padded map, as in the authors' model, so FLOP counts stay theirs.
+        return self.v(x)[:, :, :height, :width]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x
+        x = self.norm(x)
+        x = self.window_attention(x) if self.attention else self.v(x)
+        local = self.se(self.conv_local(x))
+        x = x + local if self.has_skip else local
+        x = self.proj(x)
+        return shortcut + self.drop_path(x) if self.has_skip else x

@@ -1,0 +1,31 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+version = {}
+exec(Path('emo_mm/version.py').read_text(), version)
+
+setup(
+    name='emo-mm',
+    version=version['__version__'],
+    description='EMO backbone (ICCV 2023) for MMDetection 3.x and MMSegmentation 1.x',
+    long_description=Path('README.md').read_text(encoding='utf-8'),
+    long_description_content_type='text/markdown',
+    packages=find_packages(include=['emo_mm', 'emo_mm.*']),
+    python_requires='>=3.8',
+    # Ranges an installed torch 2.x satisfies, so no second torch is pulled in. mmcv must be
+    # built with its ops (see tools/install.sh): pip cannot express that.
+    install_requires=[
+        'torch>=2.0',
+        'numpy',
+        'mmengine>=0.10.0,<0.11',
+        'mmcv>=2.0.0,<2.2.0',
+    ],
+    extras_require={
+        'det': ['mmdet>=3.3.0,<3.4'],
+        'seg': ['mmsegmentation>=1.2.2,<1.3', 'ftfy', 'regex'],
+        'tests': ['pytest', 'matplotlib'],
+    },
+    license='Apache-2.0',
+    zip_safe=False,
+)
