@@ -1,6 +1,7 @@
 """emo-mm: the EMO backbone for MMDetection 3.x and MMSegmentation 1.x."""
 from .version import __version__
 from . import compat  # noqa: F401  (makes mmengine checkpoints loadable on torch >= 2.6)
+from . import mmdet_fixes  # noqa: F401  (mmdet 3.3's SSDHead.predict, fixed when mmdet loads it)
 from .models import EMO
 
 __all__ = ['EMO', '__version__']

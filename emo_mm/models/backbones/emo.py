@@ -141,8 +141,10 @@ class EMO(BaseModule):
 
     @staticmethod
     def _parse_window_size(window_size: Union[int, Sequence[int]]) -> Tuple[int, ...]:
-        sizes = (window_size, ) * (NUM_STAGES - 1) if isinstance(window_size, Integral) \
-            else tuple(window_size)
+        if isinstance(window_size, Integral):
+            sizes = (window_size, ) * (NUM_STAGES - 1)
+        else:
+            sizes = tuple(window_size) if isinstance(window_size, Sequence) else ()
         if len(sizes) != NUM_STAGES - 1 or not all(
                 isinstance(s, Integral) and not isinstance(s, bool) and s >= 0 for s in sizes):
             raise ValueError('window_size must be a non-negative int (0 = one window over '
@@ -172,12 +174,17 @@ class EMO(BaseModule):
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError('EMO expects images of shape (N, 3, H, W), got '
                              f'{tuple(x.shape)}')
+        # Channels-last inside: 1x1 convolutions become plain GEMMs, the channel LayerNorm and
+        # the attention tokens are views. The outputs keep the memory format of the input.
+        out_format = torch.channels_last if x.is_contiguous(
+            memory_format=torch.channels_last) and not x.is_contiguous() else torch.contiguous_format
+        x = x.contiguous(memory_format=torch.channels_last)
         outs = []
         for i, stage in enumerate(self.stages[:max(self.out_indices) + 1]):
             for block in stage:
                 x = block(x)
             if i in self.out_indices:
-                outs.append(x)
+                outs.append(x.contiguous(memory_format=out_format))
         return tuple(outs)
 
     # ---------------------------------------------------------------- train behaviour

@@ -1,4 +1,5 @@
-from .irmb import ConvNormAct, LayerNorm2d, SqueezeExcite, Stem, iRMB, window_partition, window_reverse
+from .irmb import (ConvNormAct, LayerNorm2d, SqueezeExcite, Stem, iRMB, window_partition,
+                   window_reverse, window_tokens)
 
 __all__ = ['ConvNormAct', 'LayerNorm2d', 'SqueezeExcite', 'Stem', 'iRMB', 'window_partition',
-           'window_reverse']
+           'window_reverse', 'window_tokens']

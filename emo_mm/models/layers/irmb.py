@@ -88,27 +88,38 @@ class Stem(nn.Module):
         return self.convs[0](x)
 
 
-def window_partition(x: torch.Tensor, window: Tuple[int, int], num_heads: int) -> torch.Tensor:
-    """Strided (dilated) window grouping of ``(N, heads * d, wh * n1, ww * n2)`` maps.
+def window_partition(x: torch.Tensor, window: Tuple[int, int]) -> torch.Tensor:
+    """Reorders the pixels of ``(N, C, wh * n1, ww * n2)`` maps into strided-window order.
 
     Window ``(a, b)`` holds the pixels at rows ``r * n1 + a`` and columns ``c * n2 + b``: a grid
-    sampled across the whole map, not a contiguous tile. Returns ``(N * n1 * n2, heads, wh * ww, d)``.
+    sampled across the whole map, not a contiguous tile. Returns a map of the same shape whose
+    pixels, read row-major, run over windows ``(a, b)`` and then over ``(r, c)`` inside a window;
+    stored channels-last, so ``(N * n1 * n2, wh * ww, C)`` tokens are a view of it. A pure pixel
+    permutation, so 1x1 convolutions commute with it. One copy (none with a single window).
     """
     n, c, h, w = x.shape
-    (win_h, win_w), dim_head = window, c // num_heads
-    x = x.reshape(n, num_heads, dim_head, win_h, h // win_h, win_w, w // win_w)
-    x = x.permute(0, 4, 6, 1, 3, 5, 2)
-    return x.reshape(-1, num_heads, win_h * win_w, dim_head)
+    (win_h, win_w), n1, n2 = window, h // window[0], w // window[1]
+    x = x.permute(0, 2, 3, 1).reshape(n, win_h, n1, win_w, n2, c)
+    return x.permute(0, 2, 4, 1, 3, 5).reshape(n, h, w, c).permute(0, 3, 1, 2)
 
 
-def window_reverse(tokens: torch.Tensor, window: Tuple[int, int], height: int,
-                   width: int) -> torch.Tensor:
-    """Inverse of :func:`window_partition`: ``(N * n1 * n2, heads, wh * ww, d) -> (N, C, H, W)``."""
-    _, heads, _, dim_head = tokens.shape
-    (win_h, win_w), n1, n2 = window, height // window[0], width // window[1]
-    x = tokens.reshape(-1, n1, n2, heads, win_h, win_w, dim_head)
-    x = x.permute(0, 3, 6, 4, 1, 5, 2)
-    return x.reshape(-1, heads * dim_head, height, width)
+def window_reverse(x: torch.Tensor, window: Tuple[int, int]) -> torch.Tensor:
+    """Inverse of :func:`window_partition`: ``(N, C, H, W) -> (N, C, H, W)``, channels-last."""
+    n, c, h, w = x.shape
+    (win_h, win_w), n1, n2 = window, h // window[0], w // window[1]
+    x = x.permute(0, 2, 3, 1).reshape(n, n1, n2, win_h, win_w, c)
+    return x.permute(0, 3, 1, 4, 2, 5).reshape(n, h, w, c).permute(0, 3, 1, 2)
+
+
+def window_tokens(x: torch.Tensor, num_tokens: int, num_heads: int) -> torch.Tensor:
+    """Window-ordered ``(N, heads * d, H, W)`` map -> ``(windows, heads, num_tokens, d)``.
+
+    A view when ``x`` is channels-last (as :func:`window_partition` and 1x1 convolutions of
+    its result leave it): ``scaled_dot_product_attention`` takes the transposed strides.
+    """
+    n, c, h, w = x.shape
+    tokens = x.permute(0, 2, 3, 1).reshape(-1, num_tokens, num_heads, c // num_heads)
+    return tokens.transpose(1, 2)
 
 
 class iRMB(nn.Module):
@@ -177,17 +188,28 @@ class iRMB(nn.Module):
         self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
 
     def window_attention(self, x: torch.Tensor) -> torch.Tensor:
-        """Self-attention inside strided windows, values = the normed input; then ``v``."""
+        """Self-attention inside strided windows, values = the normed input; then ``v``.
+
+        ``(N, C, H, W) -> (N, hidden, H, W)``. ``qk`` runs on the window-ordered map (a 1x1
+        convolution commutes with the pixel permutation), so only the C-wide input is reordered
+        and the 2C-wide ``qk`` output is split into q/k tokens by views.
+        """
         height, width = x.shape[-2:]
         window = (self.window_size, self.window_size) if self.window_size > 0 else (height, width)
-        # Zero padding on the right and bottom; padded pixels are attended to, not masked.
-        x = F.pad(x, (0, -width % window[1], 0, -height % window[0]))
-        q, k = window_partition(self.qk(x), window, 2 * self.num_heads).chunk(2, dim=1)
-        values = window_partition(x, window, self.num_heads)
-        out = F.scaled_dot_product_attention(q, k, values, scale=self.scale)
-        x = window_reverse(out, window, x.shape[-2], x.shape[-1])
+        pad_h, pad_w = -height % window[0], -width % window[1]
+        if pad_h or pad_w:
+            # Zero padding on the right and bottom; padded pixels are attended to, not masked.
+            x = F.pad(x, (0, pad_w, 0, pad_h))
+        num_tokens = window[0] * window[1]
+        x = window_partition(x, window)
+        q, k = window_tokens(self.qk(x), num_tokens, 2 * self.num_heads).chunk(2, dim=1)
+        out = F.scaled_dot_product_attention(q, k, window_tokens(x, num_tokens, self.num_heads),
+                                             scale=self.scale)
+        out = out.transpose(1, 2).reshape(x.shape[0], x.shape[2], x.shape[3], x.shape[1])
+        x = window_reverse(out.permute(0, 3, 1, 2), window)
         # ``v`` runs on the padded map, as in the authors' model, so FLOP counts stay theirs.
-        return self.v(x)[:, :, :height, :width]
+        x = self.v(x)
+        return x[:, :, :height, :width] if pad_h or pad_w else x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x

@@ -1,0 +1,191 @@
+"""Loading the authors' checkpoints, and mmengine checkpoints under torch's weights_only default."""
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from emo_reference import ReferenceEMO, randomize
+from mmengine.logging import HistoryBuffer, MMLogger
+
+from emo_mm import EMO
+
+
+def authors_checkpoint(path: Path, arch: str = '1m', seed: int = 0) -> dict:
+    """A flat state_dict as the authors release it: backbone keys + classifier norm/head."""
+    reference = ReferenceEMO(arch)
+    randomize(reference, seed)
+    state = dict(reference.state_dict())
+    width = state['stage4.0.proj.conv.weight'].shape[0]
+    state.update({'norm.weight': torch.ones(width), 'norm.bias': torch.zeros(width),
+                  'head.weight': torch.randn(1000, width), 'head.bias': torch.zeros(1000)})
+    torch.save(state, path)
+    return state
+
+
+def test_authors_checkpoint_loads_through_init_cfg(tmp_path):
+    from mmdet.registry import MODELS
+    path = tmp_path / 'net.pth'
+    state = authors_checkpoint(path)
+    logger = MMLogger.get_instance('test_authors_checkpoint', log_file=str(tmp_path / 'log.txt'))
+    model = MODELS.build(dict(type='EMO', arch='1m', init_cfg=dict(type='Pretrained',
+                                                                   checkpoint=str(path))))
+    model.init_weights()
+    own = model.state_dict()
+    assert set(own) == set(state) - {'norm.weight', 'norm.bias', 'head.weight', 'head.bias'}
+    assert all(torch.equal(own[k], state[k]) for k in own)
+    for handler in logger.handlers:
+        handler.flush()
+    log = (tmp_path / 'log.txt').read_text()
+    assert "skipped the classifier keys ['head.bias', 'head.weight', 'norm.bias', " \
+           "'norm.weight']" in log
+
+
+def test_detector_checkpoint_with_prefix_loads(tmp_path):
+    state = authors_checkpoint(tmp_path / 'net.pth')
+    wrapped = {'state_dict': {f'backbone.{k}': v for k, v in state.items()},
+               'meta': {'note': 'an mmengine-style checkpoint of a whole detector'}}
+    torch.save(wrapped, tmp_path / 'detector.pth')
+    model = EMO('1m', init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'detector.pth'),
+                                    prefix='backbone.'))
+    model.init_weights()
+    assert torch.equal(model.stage3[1].qk.conv.weight, state['stage3.1.qk.conv.weight'])
+
+
+def test_checkpoint_of_another_arch_names_the_shapes(tmp_path):
+    authors_checkpoint(tmp_path / 'net.pth', arch='1m')
+    model = EMO('2m')
+    with pytest.raises(ValueError) as error:
+        model.load_pretrained(str(tmp_path / 'net.pth'))
+    message = str(error.value)
+    assert 'does not fit this EMO backbone' in message
+    assert 'shape mismatches' in message
+    assert 'stage3.1.v.conv.weight: checkpoint (240, 80, 1, 1) vs model (360, 120, 1, 1)' \
+        in message
+    assert 'stage2.1.v.conv.weight' not in message  # same shape in both archs: not reported
+    assert '41 missing keys: stage1.2.' in message  # 2M has one more block per stage
+
+
+def test_checkpoint_with_missing_and_unexpected_keys_is_refused(tmp_path):
+    state = authors_checkpoint(tmp_path / 'net.pth')
+    del state['stage3.1.qk.conv.bias']
+    state['stage5.0.extra.weight'] = torch.zeros(1)
+    torch.save(state, tmp_path / 'bad.pth')
+    with pytest.raises(ValueError, match=r"1 missing keys: stage3\.1\.qk\.conv\.bias; "
+                                         r"1 unexpected keys: stage5\.0\.extra\.weight"):
+        EMO('1m').load_pretrained(str(tmp_path / 'bad.pth'))
+
+
+def test_missing_checkpoint_file_is_reported(tmp_path):
+    with pytest.raises(FileNotFoundError, match='nowhere.pth'):
+        EMO('1m').load_pretrained(str(tmp_path / 'nowhere.pth'))
+
+
+# ------------------------------------------------- mmengine checkpoints on torch >= 2.6
+RUNNER_SCRIPT = textwrap.dedent('''
+    import sys, torch
+    from torch import nn
+    from mmengine.model import BaseModel
+    from mmengine.runner import Runner
+
+    class Tiny(BaseModel):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(2, 1)
+
+        def forward(self, inputs, data_samples=None, mode='loss'):
+            return dict(loss=(self.linear(torch.stack(inputs)) - 1).pow(2).mean())
+
+    data = [dict(inputs=torch.randn(2)) for _ in range(8)]
+    runner = Runner(
+        model=Tiny(), work_dir=sys.argv[1],
+        train_dataloader=dict(dataset=data, batch_size=2, collate_fn=dict(type='pseudo_collate'),
+                              sampler=dict(type='DefaultSampler', shuffle=True)),
+        optim_wrapper=dict(optimizer=dict(type='AdamW', lr=0.01)),
+        param_scheduler=dict(type='LinearLR', start_factor=0.1, by_epoch=False, end=2),
+        train_cfg=dict(by_epoch=True, max_epochs=int(sys.argv[2])),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1)),
+        resume=sys.argv[3:] == ['resume'])
+    runner.train()
+''')
+
+
+@pytest.fixture(scope='module')
+def runner_checkpoint(tmp_path_factory) -> Path:
+    work_dir = tmp_path_factory.mktemp('runner')
+    subprocess.run([sys.executable, '-c', RUNNER_SCRIPT, str(work_dir), '1'], check=True,
+                   capture_output=True)
+    return work_dir / 'epoch_1.pth'
+
+
+def load_in_fresh_python(path: Path, import_emo_mm: bool) -> subprocess.CompletedProcess:
+    code = ('import emo_mm\n' if import_emo_mm else '') + textwrap.dedent(f'''
+        from mmengine.runner import load_checkpoint, CheckpointLoader
+        checkpoint = CheckpointLoader.load_checkpoint({str(path)!r}, map_location='cpu')
+        print(sorted(checkpoint), checkpoint['message_hub']['log_scalars']['train/loss'].data[0].size)
+    ''')
+    return subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+
+
+def test_runner_checkpoint_needs_the_fix_and_loads_with_it(runner_checkpoint):
+    without = load_in_fresh_python(runner_checkpoint, import_emo_mm=False)
+    assert without.returncode != 0 and 'Weights only load failed' in without.stderr
+    with_fix = load_in_fresh_python(runner_checkpoint, import_emo_mm=True)
+    assert with_fix.returncode == 0, with_fix.stderr
+    assert "['message_hub', 'meta', 'optimizer', 'param_schedulers', 'state_dict']" \
+        in with_fix.stdout
+
+
+def test_runner_checkpoint_holds_the_logging_state(runner_checkpoint):
+    import emo_mm  # noqa: F401
+    checkpoint = torch.load(runner_checkpoint)  # weights_only=True: torch's default
+    buffer = checkpoint['message_hub']['log_scalars']['train/loss']
+    assert isinstance(buffer, HistoryBuffer) and buffer.data[0].size > 0
+    assert buffer.statistics('mean') == pytest.approx(buffer.mean())
+
+
+def test_runner_resumes_from_its_checkpoint(runner_checkpoint, tmp_path):
+    """mmengine's own --resume path, with emo_mm imported through custom_imports."""
+    work_dir = runner_checkpoint.parent
+    script = 'import emo_mm\n' + RUNNER_SCRIPT
+    done = subprocess.run([sys.executable, '-c', script, str(work_dir), '2', 'resume'],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert 'resumed epoch: 1, iter: 4' in done.stdout + done.stderr
+    assert (work_dir / 'epoch_2.pth').exists()
+
+
+class RunsCode:
+    """Unpickling this would run a shell command."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f'touch {self.marker}', )
+
+
+class LooksUpAttributes:
+    """Unpickling this would call getattr on an arbitrary allowed object."""
+
+    def __reduce__(self):
+        return getattr, (HistoryBuffer, '__init__')
+
+
+def test_code_running_pickle_is_still_refused(tmp_path):
+    import emo_mm  # noqa: F401
+    marker = tmp_path / 'pwned'
+    torch.save({'state_dict': {}, 'payload': RunsCode(marker)}, tmp_path / 'evil.pth')
+    with pytest.raises(pickle.UnpicklingError, match='system'):
+        torch.load(tmp_path / 'evil.pth')
+    assert not marker.exists()
+
+
+def test_getattr_is_allowed_only_for_history_buffer_statistics(tmp_path):
+    import emo_mm  # noqa: F401
+    torch.save({'payload': LooksUpAttributes()}, tmp_path / 'getattr.pth')
+    with pytest.raises(pickle.UnpicklingError, match=r"refusing getattr\(.*'__init__'\)"):
+        torch.load(tmp_path / 'getattr.pth')

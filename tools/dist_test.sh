@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Test with NPROC processes per machine:
+#   tools/dist_test.sh CONFIG CHECKPOINT NPROC [tools/test.py options]
+# Several machines: set NNODES, NODE_RANK, MASTER_ADDR and PORT on each. Works on GPUs (NCCL) and
+# on CPU-only machines (gloo), through PyTorch's launcher and mmengine's DDP.
+set -euo pipefail
+if [ $# -lt 3 ]; then
+  echo "usage: $0 CONFIG CHECKPOINT NPROC [tools/test.py options]" >&2
+  exit 2
+fi
+CONFIG=$1
+CHECKPOINT=$2
+NPROC=$3
+exec "${PYTHON:-python3}" -m torch.distributed.run \
+  --nnodes="${NNODES:-1}" \
+  --node_rank="${NODE_RANK:-0}" \
+  --master_addr="${MASTER_ADDR:-127.0.0.1}" \
+  --master_port="${PORT:-29500}" \
+  --nproc_per_node="$NPROC" \
+  "$(dirname "$0")/test.py" "$CONFIG" "$CHECKPOINT" --launcher pytorch "${@:4}"

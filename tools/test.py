@@ -1,0 +1,60 @@
+"""Evaluate a checkpoint on the test set of an emo-mm (or any mmdet / mmseg) config.
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE_OR_DIR] [--show]
+                         [--show-dir DIR] [--tta] [--cfg-options k=v ...] [--launcher ...]
+
+Several processes: tools/dist_test.sh CONFIG CHECKPOINT NPROC [the options above].
+"""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a checkout, uninstalled
+
+from mmengine.config import DictAction  # noqa: E402
+
+from emo_mm import runtime  # noqa: E402
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a detector (mmdet config) '
+                                     'or segmentor (mmseg config); the config\'s default_scope '
+                                     'decides.')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint file or URL')
+    parser.add_argument('--work-dir', help='where the metrics are saved '
+                        '(default: the config\'s work_dir, else work_dirs/<config name>)')
+    parser.add_argument('--out', help='detection: dump the predictions to this .pkl file; '
+                        'segmentation: write the predicted label maps into this folder')
+    parser.add_argument('--show', action='store_true', help='show the predictions in a window')
+    parser.add_argument('--show-dir', help='save pictures of the predictions here (detection: '
+                        'inside work_dir/<timestamp>/)')
+    parser.add_argument('--wait-time', type=float, default=2., help='seconds each --show lasts')
+    parser.add_argument('--tta', action='store_true', help='test-time augmentation '
+                        '(the config\'s tta_model and tta_pipeline)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, key=value')
+    parser.add_argument('--launcher', choices=runtime.LAUNCHERS, default='none',
+                        help='job launcher (dist_test.sh passes pytorch)')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0,
+                        help=argparse.SUPPRESS)  # set by torch.distributed.launch
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    runtime.parse_local_rank(args.local_rank)
+    runtime.check_checkpoint(args.checkpoint)
+    cfg = runtime.load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
+    cfg.load_from = args.checkpoint
+    if args.show or args.show_dir:
+        runtime.enable_visualization(cfg, args.show, args.show_dir, args.wait_time)
+    if args.tta:
+        runtime.enable_tta(cfg)
+    if args.out:
+        runtime.add_result_dump(cfg, args.out)
+    runtime.build_runner(cfg, 'test').test()
+
+
+if __name__ == '__main__':
+    main()

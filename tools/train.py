@@ -1,0 +1,49 @@
+"""Train a detector or segmentor from an emo-mm (or any mmdet / mmseg) config.
+
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--auto-scale-lr]
+                          [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
+
+Several processes: tools/dist_train.sh CONFIG NPROC [the options above]; on GPUs or CPU (gloo).
+"""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a checkout, uninstalled
+
+from mmengine.config import DictAction  # noqa: E402
+
+from emo_mm import runtime  # noqa: E402
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Train a detector (mmdet config) or segmentor '
+                                     '(mmseg config); the config\'s default_scope decides.')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('--work-dir', help='where logs and checkpoints go '
+                        '(default: the config\'s work_dir, else work_dirs/<config name>)')
+    parser.add_argument('--resume', nargs='?', const='auto', metavar='CKPT',
+                        help='resume from CKPT, or without CKPT from the latest checkpoint '
+                        'in the work dir')
+    parser.add_argument('--amp', action='store_true', help='mixed precision (needs a GPU)')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the lr by total batch / auto_scale_lr.base_batch_size')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, key=value (e.g. train_cfg.max_epochs=2)')
+    parser.add_argument('--launcher', choices=runtime.LAUNCHERS, default='none',
+                        help='job launcher (dist_train.sh passes pytorch)')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0,
+                        help=argparse.SUPPRESS)  # set by torch.distributed.launch
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    runtime.parse_local_rank(args.local_rank)
+    cfg = runtime.load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
+    runtime.apply_train_options(cfg, args.amp, args.auto_scale_lr, args.resume)
+    runtime.build_runner(cfg, 'train').train()
+
+
+if __name__ == '__main__':
+    main()
