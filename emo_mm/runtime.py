@@ -70,7 +70,8 @@ def load_config(path: str, cfg_options: Optional[dict] = None, launcher: str = '
 
 def apply_train_options(cfg: Config, amp: bool = False, auto_scale_lr: bool = False,
                         resume: Optional[str] = None) -> None:
-    """``--amp``, ``--auto-scale-lr`` and ``--resume [CKPT]`` (``'auto'``: the work dir's latest)."""
+    """``--amp``, ``--auto-scale-lr`` and ``--resume [CKPT]`` (``'auto'``: the work dir's latest);
+    adds :class:`emo_mm.engine.RNGStateHook` to the training hooks."""
     if amp:
         if not torch.cuda.is_available():
             raise RuntimeError('--amp needs a CUDA GPU (mmengine\'s AmpOptimWrapper); '
@@ -82,6 +83,10 @@ def apply_train_options(cfg: Config, amp: bool = False, auto_scale_lr: bool = Fa
             raise ValueError(f'--auto-scale-lr needs `auto_scale_lr = dict(base_batch_size=...)` '
                              f'in {cfg.filename}')
         cfg.auto_scale_lr.enable = True
+    # Checkpoints carry the RNG states, so a resumed run continues the interrupted one exactly.
+    hooks = cfg.setdefault('custom_hooks', [])
+    if not any(hook.get('type') == 'RNGStateHook' for hook in hooks):
+        hooks.append(ConfigDict(type='RNGStateHook'))
     if resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif resume is not None:

@@ -3,6 +3,8 @@
 # backbone size and the head input widths.
 _base_ = ['mmseg::deeplabv3/deeplabv3_r50-d8_4xb4-80k_ade20k-512x512.py']
 custom_imports = dict(imports=['emo_mm'], allow_failed_imports=False)
+# A batch of one image cannot train the pooled BatchNorm branch of the decode head: say so clearly.
+custom_hooks = [dict(type='PooledBatchNormCheckHook')]
 
 # The dataset root, in one place: mmengine resolves base variables before a child can change
 # them, so the dataloaders take it again here.

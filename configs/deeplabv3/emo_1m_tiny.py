@@ -40,6 +40,8 @@ val_dataloader = dict(
     dataset=dict(data_root=data_root, metainfo=metainfo, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
+# From scratch on a tiny set: 8x the recipe's learning rate, over a short poly schedule.
+optim_wrapper = dict(optimizer=dict(lr=1e-3))
 max_iters = 200
 train_cfg = dict(max_iters=max_iters, val_interval=100)
 param_scheduler = [

@@ -83,6 +83,7 @@ class EMO(BaseModule):
                              f'got {frozen_stages!r}')
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
+        self.deployed = False  # set by switch_to_deploy()
         if drop_path_rate is None:
             drop_path_rate = arch.get('drop_path_rate', 0.)
         # The authors' BatchNorm eps is 1e-6, also when a config swaps BN for SyncBN.
@@ -194,7 +195,26 @@ class EMO(BaseModule):
             for param in stage.parameters():
                 param.requires_grad = False
 
+    def switch_to_deploy(self) -> 'EMO':
+        """Converts to the inference form, in place; returns ``self``.
+
+        Every BatchNorm is folded into the convolution next to it (with its running
+        statistics) and the activations run in place. Outputs equal the eval-mode outputs of
+        the default form up to float rounding. The result is inference-only: it has no
+        BatchNorm buffers left (its state_dict and module-hook FLOP counts differ) and
+        ``train(True)`` raises. Load checkpoints before switching.
+        """
+        self.eval()
+        for module in self.modules():
+            if module is not self and hasattr(module, 'switch_to_deploy'):
+                module.switch_to_deploy()
+        self.deployed = True
+        return self
+
     def train(self, mode: bool = True) -> 'EMO':
+        if mode and self.deployed:
+            raise RuntimeError('this EMO was switched to the deploy (BatchNorm-folded, '
+                               'inference-only) form and cannot be trained; build a new one')
         super().train(mode)
         self._freeze_stages()
         if mode and self.norm_eval:

@@ -13,8 +13,54 @@ import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
-ACTIVATIONS = {'silu': nn.SiLU, 'gelu': nn.GELU}
+
+
+class Activation(nn.Module):
+    """SiLU or exact (erf) GELU, elementwise, any shape.
+
+    ``inplace`` (switched on by the deploy form) overwrites the input: on CPU the fresh
+    output buffer of a large map costs more (page faults) than the arithmetic. Under autograd
+    an in-place activation would save a copy of its input, so the default form keeps it off.
+    """
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        if kind not in ('silu', 'gelu'):
+            raise ValueError(f'unknown activation {kind!r}; valid: silu, gelu')
+        self.kind = kind
+        self.inplace = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == 'silu':
+            return F.silu(x, inplace=self.inplace)
+        return torch.ops.aten.gelu_(x) if self.inplace else F.gelu(x)
+
+    def extra_repr(self) -> str:
+        return f'{self.kind}, inplace={self.inplace}'
+
+
+@torch.no_grad()
+def fold_norm_after(conv: nn.Conv2d, norm: _BatchNorm) -> None:
+    """Folds an eval-mode ``norm(conv(x))`` into ``conv`` (weight and a bias, created if absent)."""
+    scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(norm.running_mean)
+    conv.weight.mul_(scale.reshape(-1, 1, 1, 1))
+    conv.bias = nn.Parameter((bias - norm.running_mean) * scale + norm.bias)
+
+
+@torch.no_grad()
+def fold_norm_before(norm: _BatchNorm, conv: nn.Conv2d) -> None:
+    """Folds an eval-mode ``conv(norm(x))`` into ``conv``; only for ungrouped 1x1 convolutions,
+    where no zero padding would see the norm's shift."""
+    if conv.kernel_size != (1, 1) or conv.groups != 1:
+        raise ValueError('a norm folds into a following convolution only if it is 1x1, ungrouped')
+    scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+    shift = norm.bias - norm.running_mean * scale
+    bias = conv.bias if conv.bias is not None else torch.zeros(conv.out_channels)
+    conv.bias = nn.Parameter(bias + conv.weight.flatten(1) @ shift)
+    conv.weight.mul_(scale.reshape(1, -1, 1, 1))
 
 
 class LayerNorm2d(nn.Module):
@@ -49,10 +95,18 @@ class ConvNormAct(nn.Module):
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding,
                               groups=groups, bias=bias)
         self.norm = build_norm_layer(norm_cfg, out_channels)[1] if norm_cfg else nn.Identity()
-        self.act = ACTIVATIONS[act]() if act else nn.Identity()
+        self.act = Activation(act) if act else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.norm(self.conv(x)))
+
+    def switch_to_deploy(self) -> None:
+        """Folds the BatchNorm into ``conv`` and makes the activation in-place."""
+        if isinstance(self.norm, _BatchNorm):
+            fold_norm_after(self.conv, self.norm)
+            self.norm = nn.Identity()
+        if isinstance(self.act, Activation):
+            self.act.inplace = True
 
 
 class SqueezeExcite(nn.Module):
@@ -61,7 +115,7 @@ class SqueezeExcite(nn.Module):
     def __init__(self, channels: int, reduced_channels: int, act: str) -> None:
         super().__init__()
         self.conv_reduce = nn.Conv2d(channels, reduced_channels, 1, bias=True)
-        self.act1 = ACTIVATIONS[act]()
+        self.act1 = Activation(act)
         self.conv_expand = nn.Conv2d(reduced_channels, channels, 1, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -86,6 +140,13 @@ class Stem(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.convs[0](x)
+
+    def switch_to_deploy(self) -> None:
+        """Folds the BatchNorm into the convolution (``convs.0.1`` becomes an identity)."""
+        conv, norm = self.convs[0]
+        if isinstance(norm, _BatchNorm):
+            fold_norm_after(conv, norm)
+            self.convs[0][1] = nn.Identity()
 
 
 def window_partition(x: torch.Tensor, window: Tuple[int, int]) -> torch.Tensor:
@@ -216,6 +277,18 @@ class iRMB(nn.Module):
         x = self.norm(x)
         x = self.window_attention(x) if self.attention else self.v(x)
         local = self.se(self.conv_local(x))
-        x = x + local if self.has_skip else local
+        # The adds run in place: autograd saves neither an activation's nor a conv's output.
+        x = local.add_(x) if self.has_skip else local
         x = self.proj(x)
-        return shortcut + self.drop_path(x) if self.has_skip else x
+        return self.drop_path(x).add_(shortcut) if self.has_skip else x
+
+    def switch_to_deploy(self) -> None:
+        """Folds a BatchNorm input norm into ``v`` (a 1x1 conv that follows it directly).
+
+        The BatchNorms inside ``conv_local``/``v``/... fold via their own ``switch_to_deploy``;
+        :meth:`EMO.switch_to_deploy` calls both.
+        """
+        if isinstance(self.norm, _BatchNorm) and not self.attention and \
+                isinstance(self.v, ConvNormAct):
+            fold_norm_before(self.norm, self.v.conv)
+            self.norm = nn.Identity()

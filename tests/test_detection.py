@@ -1,0 +1,353 @@
+"""COCO detection: configs against the authors' recipe and parameter counts, the SSDHead fix, the
+tiny dataset, and the real tools (train, test, 2-process CPU training) and inference APIs on it."""
+import json
+import os
+import pickle
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List
+
+import mmcv
+import pytest
+import torch
+from mmengine.config import Config
+
+import emo_mm  # noqa: F401  (installs the SSDHead fix before mmdet loads it)
+from emo_mm import runtime
+from emo_mm.datasets.tiny_coco import CLASSES, make_tiny_coco
+
+REPO = Path(__file__).resolve().parents[1]
+TOOLS = REPO / 'tools'
+PHOTO = REPO / 'demo' / 'grace_hopper.jpg'
+PARAMS: Dict[str, Dict[str, int]] = {
+    'ssdlite': {'1m': 2_311_980, '2m': 3_342_716, '5m': 6_076_540},
+    'retinanet': {'1m': 10_479_244, '2m': 11_555_644, '5m': 14_440_508},
+}
+# What differs between the variants in the authors' configs.
+VARIANTS = {'1m': dict(window=7, drop_path=0.04036, dims=(32, 48, 80, 168)),
+            '2m': dict(window=7, drop_path=0.05, dims=(32, 48, 120, 200)),
+            '5m': dict(window=10, drop_path=0.05, dims=(48, 72, 160, 288))}
+TINY = {family: REPO / 'configs' / family / 'emo_1m_tiny.py' for family in PARAMS}
+CKPT_URL = 'https://github.com/zhangzjn/EMO/raw/main/resources/EMO_{}/net.pth'
+
+
+def config(family: str, arch: str) -> Config:
+    return Config.fromfile(str(REPO / 'configs' / family / f'emo_{arch}.py'))
+
+
+def build_detector(cfg: Config) -> torch.nn.Module:
+    """The model of ``cfg`` without downloading its ImageNet checkpoint (no init at all)."""
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    cfg.model.backbone.init_cfg = None
+    return MODELS.build(cfg.model)
+
+
+def run_tool(args: List[str], cwd: Path, env: Dict[str, str] = None,
+             expect_ok: bool = True) -> str:
+    """Runs a tool as a user would (its own process); returns stdout+stderr."""
+    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, **(env or {})})
+    output = proc.stdout + proc.stderr
+    if expect_ok:
+        assert proc.returncode == 0, f'{args} failed:\n{output[-6000:]}'
+    else:
+        assert proc.returncode != 0, f'{args} should have failed:\n{output[-3000:]}'
+    return output
+
+
+def coco_metrics(output: str, phase: str) -> Dict[str, float]:
+    """The ``coco/bbox_*`` numbers of the last ``Epoch(<phase>)`` line of a tool's log."""
+    lines = [line for line in output.splitlines() if f'Epoch({phase})' in line and 'coco/' in line]
+    assert lines, f'no CocoMetric line for {phase} in:\n{output[-3000:]}'
+    return {k: float(v) for k, v in re.findall(r'coco/(bbox_\w+): (-?[\d.]+)', lines[-1])}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+# ------------------------------------------------------------------------ configs and recipe
+@pytest.mark.parametrize('family,arch', [(f, a) for f in PARAMS for a in PARAMS[f]])
+def test_config_builds_with_the_published_parameter_count(family, arch):
+    cfg = config(family, arch)
+    backbone = cfg.model.backbone
+    assert backbone.init_cfg == dict(type='Pretrained', checkpoint=CKPT_URL.format(arch.upper()))
+    assert (backbone.arch, backbone.window_size, backbone.drop_path_rate) == (
+        arch, VARIANTS[arch]['window'], VARIANTS[arch]['drop_path'])
+    assert cfg.custom_imports == dict(imports=['emo_mm'], allow_failed_imports=False)
+    model = build_detector(cfg)
+    assert model.bbox_head.num_classes == 80
+    assert sum(p.numel() for p in model.parameters()) == PARAMS[family][arch]
+
+
+def test_ssdlite_carries_the_authors_recipe():
+    cfg = config('ssdlite', '5m')
+    b = cfg.model.backbone
+    assert (b.out_indices, b.frozen_stages, b.norm_eval, b.norm_cfg) == (
+        (3, 4), -1, True, dict(type='SyncBN'))
+    assert cfg.model.neck.in_channels == (160, 288)
+    assert cfg.model.neck.out_channels == (160, 288, 512, 256, 256, 128)
+    assert cfg.model.bbox_head.in_channels == (160, 288, 512, 256, 256, 128)
+    anchors = cfg.model.bbox_head.anchor_generator
+    assert anchors.strides == [16, 32, 64, 107, 160, 320]
+    assert anchors.min_sizes == [48, 100, 150, 202, 253, 304]
+    assert anchors.max_sizes == [100, 150, 202, 253, 304, 320]
+    assert cfg.model.test_cfg.score_thr == 0.02 and cfg.model.test_cfg.max_per_img == 200
+    assert cfg.model.test_cfg.nms.iou_threshold == 0.45
+    assert cfg.optim_wrapper.optimizer == dict(type='AdamW', lr=1.2e-3, betas=(0.9, 0.999),
+                                               weight_decay=0.05)
+    assert cfg.train_dataloader.batch_size == 24 and cfg.auto_scale_lr.base_batch_size == 192
+    assert cfg.train_dataloader.dataset.type == 'RepeatDataset'
+    assert cfg.train_dataloader.dataset.times == 5
+    assert [t.type for t in cfg.train_dataloader.dataset.dataset.pipeline] == [
+        'LoadImageFromFile', 'LoadAnnotations', 'Expand', 'MinIoURandomCrop', 'Resize',
+        'RandomFlip', 'PhotoMetricDistortion', 'PackDetInputs']
+    assert cfg.train_dataloader.dataset.dataset.pipeline[4].scale == (320, 320)
+    assert (cfg.train_cfg.max_epochs, cfg.train_cfg.val_interval) == (120, 5)
+    assert cfg.default_hooks.checkpoint.interval == 5
+    warmup, cosine = cfg.param_scheduler
+    assert (warmup.type, warmup.start_factor, warmup.end, warmup.by_epoch) == (
+        'LinearLR', 0.001, 500, False)
+    assert (cosine.type, cosine.T_max, cosine.eta_min, cosine.by_epoch) == (
+        'CosineAnnealingLR', 120, 0, True)
+
+
+def test_retinanet_carries_the_authors_recipe():
+    cfg = config('retinanet', '2m')
+    b = cfg.model.backbone
+    assert (b.out_indices, b.frozen_stages, b.norm_eval, b.norm_cfg) == (
+        (1, 2, 3, 4), 1, True, dict(type='SyncBN'))
+    assert cfg.model.neck.in_channels == [32, 48, 120, 200]
+    assert (cfg.model.neck.start_level, cfg.model.neck.add_extra_convs,
+            cfg.model.neck.num_outs, cfg.model.neck.out_channels) == (1, 'on_input', 5, 256)
+    assert cfg.optim_wrapper.optimizer == dict(type='AdamW', lr=2e-4, betas=(0.9, 0.999),
+                                               weight_decay=0.05)
+    assert cfg.train_dataloader.batch_size == 4 and cfg.auto_scale_lr.base_batch_size == 32
+    assert cfg.train_dataloader.dataset.pipeline[2].scale == (1333, 800)
+    assert cfg.train_cfg.max_epochs == 12 and cfg.train_cfg.val_interval == 1
+    warmup, cosine = cfg.param_scheduler
+    assert (warmup.type, warmup.start_factor, warmup.end) == ('LinearLR', 0.001, 500)
+    assert (cosine.type, cosine.T_max, cosine.eta_min) == ('CosineAnnealingLR', 12, 0)
+
+
+@pytest.mark.parametrize('family', PARAMS)
+def test_no_weight_decay_on_norm_layers(family):
+    from mmengine.optim import build_optim_wrapper
+    cfg = config(family, '1m')
+    model = build_detector(cfg)
+    decay = {}
+    for group in build_optim_wrapper(model, cfg.optim_wrapper).optimizer.param_groups:
+        for param in group['params']:
+            decay[id(param)] = group['weight_decay']
+    named = dict(model.named_parameters())
+    assert decay[id(named['backbone.stage3.1.norm.norm.weight'])] == 0  # LayerNorm
+    assert decay[id(named['backbone.stage2.1.norm.weight'])] == 0  # BatchNorm
+    assert decay[id(named['backbone.stage3.1.qk.conv.weight'])] == 0.05
+
+
+def test_data_root_is_set_in_one_place(tmp_path):
+    """Changing `data_root` in the family base moves every dataset path of every variant."""
+    for family in PARAMS:
+        base = (REPO / 'configs' / family / '_base_emo.py').read_text()
+        assert base.count("data_root = 'data/coco/'") == 1
+        (tmp_path / family).mkdir()
+        (tmp_path / family / '_base_emo.py').write_text(
+            base.replace("data_root = 'data/coco/'", "data_root = '/elsewhere/'"))
+        (tmp_path / family / 'emo_5m.py').write_text(
+            (REPO / 'configs' / family / 'emo_5m.py').read_text())
+        cfg = Config.fromfile(str(tmp_path / family / 'emo_5m.py'))
+        paths = [path for _, path in runtime.missing_data_paths(cfg, 'train')]
+        paths += [path for _, path in runtime.missing_data_paths(cfg, 'test')]
+        assert paths and all(path.startswith('/elsewhere/') for path in paths), paths
+
+
+# ------------------------------------------------------------------------ the SSDHead fix
+def test_ssd_head_predict_needs_the_fix(monkeypatch):
+    """mmdet 3.3's SSDHead.predict raises without emo-mm's fix and predicts with it."""
+    from mmdet.models.dense_heads.ssd_head import SSDHead
+    from mmdet.structures import DetDataSample
+
+    def predict() -> DetDataSample:
+        cfg = config('ssdlite', '1m')
+        cfg.model.test_cfg.score_thr = 0.  # untrained scores are ~1/81, below the 0.02 default
+        model = build_detector(cfg).eval()
+        sample = DetDataSample(metainfo=dict(img_shape=(320, 320), ori_shape=(320, 320),
+                                             scale_factor=(1., 1.)))
+        with torch.no_grad():
+            return model.predict(torch.rand(1, 3, 320, 320), [sample])[0]
+
+    fixed = predict().pred_instances
+    assert len(fixed) == 200 and fixed.labels.max() < 80 and fixed.bboxes.shape == (200, 4)
+    monkeypatch.setattr(SSDHead, '__init__', SSDHead.__init__.__wrapped__)
+    with pytest.raises(AttributeError, match="no attribute 'loss_cls'"):
+        predict()
+
+
+def test_emo_mm_imports_without_mmdet():
+    code = ('import sys, emo_mm; assert "mmdet" not in sys.modules; '
+            'from mmdet.models.dense_heads import SSDHead; assert SSDHead.__init__.emo_mm_fix')
+    subprocess.run([sys.executable, '-c', code], cwd=REPO, check=True, timeout=300)
+
+
+# ------------------------------------------------------------------------ tiny dataset
+def test_tiny_coco_is_deterministic_and_matches_the_demo_configs(tmp_path):
+    first = make_tiny_coco(tmp_path / 'a', num_train=3, num_val=2, image_size=96, seed=5)
+    second = make_tiny_coco(tmp_path / 'b', num_train=3, num_val=2, image_size=96, seed=5)
+    for split in ('train2017', 'val2017'):
+        name = f'annotations/instances_{split}.json'
+        assert (first / name).read_bytes() == (second / name).read_bytes()
+        coco = json.loads((first / name).read_text())
+        assert [c['name'] for c in coco['categories']] == list(CLASSES)
+        assert coco['annotations'] and all(a['image_id'] in {i['id'] for i in coco['images']}
+                                           for a in coco['annotations'])
+        for ann in coco['annotations']:
+            x, y, w, h = ann['bbox']
+            assert 0 <= x and 0 <= y and x + w <= 96 and y + h <= 96 and w >= 20
+        for image in coco['images']:
+            assert (first / split / image['file_name']).read_bytes() == (
+                second / split / image['file_name']).read_bytes()
+    train = json.loads((first / 'annotations/instances_train2017.json').read_text())
+    val = json.loads((first / 'annotations/instances_val2017.json').read_text())
+    assert train['annotations'][0]['bbox'] != val['annotations'][0]['bbox']  # held out
+    for path in TINY.values():
+        assert Config.fromfile(str(path)).metainfo['classes'] == CLASSES
+
+
+# ------------------------------------------------------------------------ tools
+@pytest.fixture(scope='module')
+def tiny_coco_cwd(tmp_path_factory) -> Path:
+    """A directory holding data/tiny_coco (4 train, 4 val images): the tools run in it, so the
+    demo configs' relative data_root resolves there."""
+    cwd = tmp_path_factory.mktemp('tiny_coco_cwd')
+    make_tiny_coco(cwd / 'data' / 'tiny_coco', num_train=4, num_val=4, image_size=128)
+    return cwd
+
+
+def test_missing_dataset_fails_early_naming_the_path(tmp_path):
+    output = run_tool([sys.executable, str(TOOLS / 'train.py'), str(TINY['ssdlite'])],
+                      cwd=tmp_path, expect_ok=False)
+    assert 'FileNotFoundError' in output
+    assert 'train_dataloader.dataset.dataset.ann_file: ' \
+           'data/tiny_coco/annotations/instances_train2017.json' in output
+    assert str(tmp_path / 'data/tiny_coco') in output
+    assert 'Epoch(train)' not in output and not (tmp_path / 'work_dirs').exists()
+
+
+def test_retinanet_trains_one_iteration_and_tests(tiny_coco_cwd):
+    work = tiny_coco_cwd / 'retinanet'
+    output = run_tool([sys.executable, str(TOOLS / 'train.py'), str(TINY['retinanet']),
+                       '--work-dir', str(work), '--cfg-options', 'train_dataloader.batch_size=4',
+                       'train_cfg.max_epochs=1', 'default_hooks.checkpoint.interval=1'],
+                      cwd=tiny_coco_cwd)
+    assert 'Epoch(train) [1][1/1]' in output and 'nan' not in output.split('Epoch(train)')[-1]
+    assert 'SyncBN needs GPUs, so plain BN is used instead' in output
+    output = run_tool([sys.executable, str(TOOLS / 'test.py'), str(TINY['retinanet']),
+                       str(work / 'epoch_1.pth'), '--work-dir', str(work),
+                       '--out', str(work / 'preds.pkl'),
+                       # after one iteration every score is still near the focal-loss prior 0.01
+                       '--cfg-options', 'model.test_cfg.score_thr=0'], cwd=tiny_coco_cwd)
+    metrics = coco_metrics(output, 'test')
+    assert {'bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75'} <= set(metrics)
+    assert all(0 <= metrics[k] <= 1 for k in ('bbox_mAP', 'bbox_mAP_50'))
+    with open(work / 'preds.pkl', 'rb') as f:
+        assert len(pickle.load(f)) == 4  # one prediction per val image
+
+
+@pytest.fixture(scope='module')
+def ssdlite_dist_run(tiny_coco_cwd) -> Path:
+    """tools/dist_train.sh with 2 CPU processes: 2 epochs of 1 iteration each, validation at the
+    end; each rank saves its final weights (tests/replica_weights_hook.py)."""
+    work = tiny_coco_cwd / 'ssdlite_dist'
+    work.mkdir()
+    (work / 'config.py').write_text(
+        f"_base_ = '{TINY['ssdlite']}'\n"
+        "custom_imports = dict(imports=['emo_mm', 'replica_weights_hook'], "
+        "allow_failed_imports=False)\n"
+        "custom_hooks = [dict(type='NumClassCheckHook'), dict(type='SaveReplicaWeightsHook')]\n")
+    output = run_tool(
+        [str(TOOLS / 'dist_train.sh'), str(work / 'config.py'), '2', '--work-dir', str(work),
+         '--cfg-options', 'train_dataloader.batch_size=2', 'train_dataloader.dataset.times=1',
+         'train_cfg.max_epochs=2', 'train_cfg.val_interval=2',
+         'default_hooks.checkpoint.interval=2'],
+        cwd=tiny_coco_cwd, env=dict(PORT=str(free_port()), PYTHONPATH=str(REPO / 'tests')))
+    (work / 'train_output.txt').write_text(output)
+    return work
+
+
+def test_dist_train_on_cpu_keeps_replicas_identical(ssdlite_dist_run):
+    output = (ssdlite_dist_run / 'train_output.txt').read_text()
+    assert "'backend': 'gloo'" in output or "backend='gloo'" in output
+    assert 'Epoch(train) [2][1/1]' in output
+    coco_metrics(output, 'val')  # SSDLite validation during training works (SSDHead fix)
+    rank0, rank1 = (torch.load(ssdlite_dist_run / f'replica_rank{r}.pth') for r in (0, 1))
+    assert rank0.keys() == rank1.keys()
+    model = build_detector(Config.fromfile(str(TINY['ssdlite'])))
+    params = dict(model.named_parameters())
+    for name in params:
+        assert torch.equal(rank0[name], rank1[name]), name
+    assert any(not torch.equal(rank0[n], p.detach()) for n, p in params.items())  # it trained
+    # Each rank saw its own images: BN statistics (not synchronised on CPU) differ.
+    stats = [n for n in rank0 if n.endswith('running_mean')]
+    assert any(not torch.equal(rank0[n], rank1[n]) for n in stats)
+    checkpoint = torch.load(ssdlite_dist_run / 'epoch_2.pth')['state_dict']
+    assert all(torch.equal(checkpoint[n], rank0[n]) for n in rank0)
+
+
+@pytest.fixture(scope='module')
+def ssdlite_test_output(ssdlite_dist_run, tiny_coco_cwd) -> str:
+    """Our tools/test.py, one process, on the checkpoint of the 2-process run."""
+    return run_tool([sys.executable, str(TOOLS / 'test.py'), str(TINY['ssdlite']),
+                     str(ssdlite_dist_run / 'epoch_2.pth'), '--work-dir',
+                     str(ssdlite_dist_run / 'test'), '--show-dir', 'pictures'],
+                    cwd=tiny_coco_cwd)
+
+
+def test_dist_checkpoint_evaluates_in_test_tool(ssdlite_dist_run, ssdlite_test_output):
+    metrics = coco_metrics(ssdlite_test_output, 'test')
+    assert {'bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_s', 'bbox_mAP_m', 'bbox_mAP_l'} <= set(metrics)
+    assert len(list((ssdlite_dist_run / 'test').glob('*/pictures/*.jpg'))) == 4
+
+
+def test_dist_test_and_mmdets_own_test_tool_agree(ssdlite_dist_run, ssdlite_test_output,
+                                                  tiny_coco_cwd):
+    """tools/dist_test.sh (2 CPU processes) and mmdet's packaged tools/test.py give our numbers."""
+    import mmdet
+    checkpoint = str(ssdlite_dist_run / 'epoch_2.pth')
+    expected = coco_metrics(ssdlite_test_output, 'test')
+    dist = run_tool([str(TOOLS / 'dist_test.sh'), str(TINY['ssdlite']), checkpoint, '2',
+                     '--work-dir', str(ssdlite_dist_run / 'dist_test')],
+                    cwd=tiny_coco_cwd, env=dict(PORT=str(free_port())))
+    assert coco_metrics(dist, 'test') == expected
+    mmdet_test = Path(mmdet.__file__).parent / '.mim' / 'tools' / 'test.py'
+    theirs = run_tool([sys.executable, str(mmdet_test), str(TINY['ssdlite']), checkpoint,
+                       '--work-dir', str(ssdlite_dist_run / 'mmdet_test')],
+                      cwd=tiny_coco_cwd, env=dict(PYTHONPATH=str(REPO)))  # emo_mm uninstalled
+    assert coco_metrics(theirs, 'test') == expected
+
+
+def test_dist_checkpoint_in_inference_apis(ssdlite_dist_run, tmp_path):
+    from mmdet.apis import DetInferencer, inference_detector, init_detector
+    checkpoint = str(ssdlite_dist_run / 'epoch_2.pth')
+    model = init_detector(str(TINY['ssdlite']), checkpoint, device='cpu')
+    rank0 = torch.load(ssdlite_dist_run / 'replica_rank0.pth')
+    assert all(torch.equal(v, rank0[k]) for k, v in model.state_dict().items())
+    assert tuple(model.dataset_meta['classes']) == CLASSES
+    result = inference_detector(model, str(PHOTO))
+    boxes = result.pred_instances
+    assert len(boxes) > 0 and result.ori_shape == mmcv.imread(str(PHOTO)).shape[:2]
+    assert boxes.labels.max() < len(CLASSES)
+    names = {model.dataset_meta['classes'][i] for i in boxes.labels.tolist()}
+    assert names <= set(CLASSES)
+    inferencer = DetInferencer(model=str(TINY['ssdlite']), weights=checkpoint, device='cpu',
+                               show_progress=False)
+    out = inferencer(str(PHOTO), out_dir=str(tmp_path), no_save_pred=False)
+    prediction = out['predictions'][0]
+    assert len(prediction['bboxes']) > 0 and max(prediction['labels']) < len(CLASSES)
+    assert list(tmp_path.glob('vis/*.jpg')) and list(tmp_path.glob('preds/*.json'))
