@@ -2,8 +2,10 @@
 
 Targets (paper-results.md): the module-hook counter gives the paper's downstream figures; the
 jit counter, which also counts the attention matmuls, is checked where a reference exists
-(SSDLite, DeepLabv3). RetinaNet runs at 800x1333 (the slowest case, ~15 s a model here) with
-the hook counter only.
+(SSDLite, DeepLabv3). RetinaNet is the slow case (~15 s a model at 800x1333 on 2 cores), so it
+runs with the hook counter only, for two models: 5M at the default 800x1333 (published 178G;
+all three variants give 163.1/167.0/177.5G, run by hand) and 1M at 800x1280, where
+paper-results.md gives the exact hook figure.
 """
 import os
 import subprocess
@@ -29,8 +31,6 @@ TARGETS = {
     ('pspnet', '2m'): (5_557_620, 3.138, None),
     ('pspnet', '5m'): (8_585_844, 5.383, None),
 }
-# RetinaNet at 800x1333, hook counter: the published figures (whole G).
-RETINANET = {'1m': (10_479_244, 163), '2m': (11_555_644, 167), '5m': (14_440_508, 178)}
 
 
 def config(family: str, variant: str) -> str:
@@ -51,13 +51,11 @@ def test_flops_match_the_paper(family, variant):
         assert result.jit_flops is None
 
 
-@pytest.mark.parametrize('variant', list(RETINANET))
-def test_retinanet_flops_match_the_paper(variant):
-    params, published = RETINANET[variant]
-    result = model_complexity(config('retinanet', variant), counters=('hook', ))
+def test_retinanet_5m_flops_match_the_paper():
+    result = model_complexity(config('retinanet', '5m'), counters=('hook', ))
     assert result.input_shape == (800, 1333)
-    assert result.params == params
-    assert round(result.hook_flops / GIGA) == published
+    assert result.params == 14_440_508
+    assert round(result.hook_flops / GIGA) == 178
 
 
 def test_retinanet_at_1280x800_gives_the_documented_figure():

@@ -9,7 +9,7 @@ slows all of them alike:
 * ``base`` (with ``--baseline``): another implementation, e.g. a saved pre-optimisation copy.
 
 Reported per model: median latency over ``--reps`` steps (after ``--warmup`` steps), images/s,
-peak memory of one step, speed-up over ``ref``, max abs output difference to ``ref``, and
+peak memory allocated in one step, speed-up over ``ref``, max abs output difference to ``ref``, and
 achieved multiply-accumulates per second (the authors' module-hook MAC count, x3 for a
 training step) as a fraction of a large fp32 matmul measured on the same machine.
 A step is ``model(x)`` under ``no_grad`` in eval mode (``infer``) or forward + backward of
@@ -29,6 +29,7 @@ Example::
 """
 import argparse
 import importlib
+import itertools
 import json
 import os
 import statistics
@@ -135,16 +136,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def rss_kib(field: str) -> int:
-    for line in Path('/proc/self/status').read_text().splitlines():
-        if line.startswith(field + ':'):
-            return int(line.split()[1])
-    raise KeyError(field)
-
-
 def peak_memory_mib(step: Callable[[], object], device: torch.device) -> float:
-    """Peak extra memory of one step: CUDA allocator peak, or on CPU the rise of the
-    resident-set high-water mark (reset through ``/proc/self/clear_refs``)."""
+    """Peak memory allocated during one step on top of what was live before it: the CUDA
+    allocator's peak, or on CPU the running sum of the profiler's allocation records."""
     if device.type == 'cuda':
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
@@ -152,13 +146,12 @@ def peak_memory_mib(step: Callable[[], object], device: torch.device) -> float:
         step()
         sync(device)
         return (torch.cuda.max_memory_allocated(device) - start) / 2**20
-    try:
-        Path('/proc/self/clear_refs').write_text('5')
-        start = rss_kib('VmRSS')
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU],
+                                profile_memory=True) as prof:
         step()
-        return (rss_kib('VmHWM') - start) / 1024
-    except OSError:  # not Linux, or no permission: no CPU memory figure
-        return float('nan')
+    records = sorted((e for e in prof.profiler.kineto_results.events() if e.name() == '[memory]'),
+                     key=lambda e: e.start_ns())
+    return max(itertools.accumulate(e.nbytes() for e in records), default=0) / 2**20
 
 
 def time_interleaved(steps: Dict[str, Callable[[], object]], device: torch.device, reps: int,

@@ -177,8 +177,9 @@ class EMO(BaseModule):
                              f'{tuple(x.shape)}')
         # Channels-last inside: 1x1 convolutions become plain GEMMs, the channel LayerNorm and
         # the attention tokens are views. The outputs keep the memory format of the input.
-        out_format = torch.channels_last if x.is_contiguous(
-            memory_format=torch.channels_last) and not x.is_contiguous() else torch.contiguous_format
+        channels_last_input = x.is_contiguous(memory_format=torch.channels_last) and \
+            not x.is_contiguous()
+        out_format = torch.channels_last if channels_last_input else torch.contiguous_format
         x = x.contiguous(memory_format=torch.channels_last)
         outs = []
         for i, stage in enumerate(self.stages[:max(self.out_indices) + 1]):

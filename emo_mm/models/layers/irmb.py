@@ -117,10 +117,16 @@ class SqueezeExcite(nn.Module):
         self.conv_reduce = nn.Conv2d(channels, reduced_channels, 1, bias=True)
         self.act1 = Activation(act)
         self.conv_expand = nn.Conv2d(reduced_channels, channels, 1, bias=True)
+        self.inplace = False  # set by switch_to_deploy: autograd needs ``x`` for the gate's grad
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scale = self.conv_expand(self.act1(self.conv_reduce(x.mean((2, 3), keepdim=True))))
-        return x * scale.sigmoid()
+        """``(N, C, H, W) -> (N, C, H, W)``."""
+        gate = self.conv_expand(self.act1(self.conv_reduce(x.mean((2, 3), keepdim=True))))
+        return x.mul_(gate.sigmoid()) if self.inplace else x * gate.sigmoid()
+
+    def switch_to_deploy(self) -> None:
+        """Gates in place (inference only)."""
+        self.inplace = True
 
 
 class Stem(nn.Module):

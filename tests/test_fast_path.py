@@ -1,0 +1,175 @@
+"""The fast path (channels-last, window views, in-place adds) and the deploy form stay exact.
+
+Every comparison is against ``tests/emo_reference.py`` on random weights and random norm
+statistics; the max abs difference is printed (``pytest -s``). No timing is asserted here:
+``tools/benchmark.py`` checks the speed ratios.
+"""
+import copy
+
+import pytest
+import torch
+from emo_reference import ReferenceEMO, randomize
+from mmcv.cnn import get_model_complexity_info
+
+from emo_mm import EMO
+from emo_mm.models.layers import window_partition, window_reverse
+
+ARCHS = ('1m', '2m', '5m', '6m')
+TOL = 1e-5
+
+
+def pair(arch: str, window_size: int, seed: int, deploy: bool,
+         **kwargs) -> tuple:
+    """The reference and our model with its weights, both in eval mode (ours deployed if asked)."""
+    reference = ReferenceEMO(arch, window_size).eval()
+    randomize(reference, seed=seed)
+    model = EMO(arch, window_size=window_size, out_indices=range(5), **kwargs)
+    model.load_state_dict(reference.state_dict())
+    model.eval()
+    if deploy:
+        model.switch_to_deploy()
+    return reference, model
+
+
+def max_diff(outs, expected) -> float:
+    return max((a - e).abs().max().item() for a, e in zip(outs, expected))
+
+
+@pytest.mark.parametrize('deploy', (False, True), ids=('default', 'deploy'))
+@pytest.mark.parametrize('arch', ARCHS)
+def test_every_arch_matches_the_reference(arch, deploy):
+    reference, model = pair(arch, 7, seed=3, deploy=deploy)
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        diff = max_diff(model(x), reference(x))
+    print(f'{arch} {"deploy" if deploy else "default"} 224x224: max |diff| = {diff:.2e}')
+    assert diff <= TOL
+
+
+@pytest.mark.parametrize('deploy', (False, True), ids=('default', 'deploy'))
+@pytest.mark.parametrize('window_size', (7, 10, 16, 0))
+@pytest.mark.parametrize('size', ((97, 131), (64, 48), (20, 20)))
+def test_odd_sizes_and_windows_match_the_reference(size, window_size, deploy):
+    arch = '2m' if window_size in (7, 0) else '6m'
+    reference, model = pair(arch, window_size, seed=sum(size), deploy=deploy)
+    x = torch.randn(2, 3, *size, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        diff = max_diff(model(x), reference(x))
+    print(f'{arch} {"deploy" if deploy else "default"} window {window_size} {size}: '
+          f'max |diff| = {diff:.2e}')
+    assert diff <= TOL
+
+
+def test_window_partition_is_the_strided_grouping_and_reverts():
+    """Window (a, b) holds rows r * n1 + a and columns c * n2 + b, as in the spec."""
+    n1, n2, win = 3, 2, (4, 5)
+    x = torch.randn(2, 6, win[0] * n1, win[1] * n2)
+    tokens = window_partition(x, win).permute(0, 2, 3, 1).reshape(2, n1, n2, *win, 6)
+    for a in range(n1):
+        for b in range(n2):
+            rows, cols = torch.arange(win[0]) * n1 + a, torch.arange(win[1]) * n2 + b
+            expected = x[:, :, rows][:, :, :, cols].permute(0, 2, 3, 1)
+            assert torch.equal(tokens[:, a, b], expected)
+    assert torch.equal(window_reverse(window_partition(x, win), win), x)
+
+
+@pytest.mark.parametrize('window_size,size', ((7, (64, 64)), (10, (97, 131))))
+def test_training_step_matches_the_reference(window_size, size):
+    """Train mode (BatchNorm on batch statistics), forward and every parameter gradient.
+
+    In float64, so that the graphs must agree to rounding: in float32, PyTorch's CPU kernel for
+    channels-last BatchNorm statistics accumulates less accurately than the NCHW one (~1e-4 on
+    maps with a large mean), which is the kernel's precision, not a different computation.
+    """
+    reference = ReferenceEMO('1m', window_size).double().train()
+    randomize(reference, seed=5)
+    model = EMO('1m', window_size=window_size, out_indices=range(5), drop_path_rate=0.)
+    model.double().train()
+    model.load_state_dict(reference.state_dict())
+    x = torch.randn(3, 3, *size, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    outs, expected = model(x), reference(x)
+    sum(o.square().mean() for o in outs).backward()
+    sum(o.square().mean() for o in expected).backward()
+    ref_params = dict(reference.named_parameters())
+    grad_diff = max((p.grad - ref_params[n].grad).abs().max().item()
+                    for n, p in model.named_parameters())
+    scale = max(p.grad.abs().max().item() for p in reference.parameters())
+    print(f'float64 train step: max |output diff| = {max_diff(outs, expected):.1e}, '
+          f'max |grad diff| = {grad_diff:.1e} (largest grad {scale:.1e})')
+    assert max_diff(outs, expected) <= 1e-10
+    assert grad_diff <= 1e-10 * scale
+    for (name, buf), ref_buf in zip(model.named_buffers(), reference.buffers()):
+        assert torch.allclose(buf, ref_buf, rtol=0, atol=1e-10), name  # running statistics
+
+
+def test_float32_gradients_match_the_reference():
+    """Eval-mode norms (as with ``norm_eval``), float32: gradients within 1e-5 of the largest."""
+    reference, model = pair('1m', 10, seed=6, deploy=False)
+    x = torch.randn(2, 3, 97, 131, generator=torch.Generator().manual_seed(5))
+    sum(o.square().mean() for o in model(x)).backward()
+    sum(o.square().mean() for o in reference(x)).backward()
+    ref_params = dict(reference.named_parameters())
+    grad_diff = max((p.grad - ref_params[n].grad).abs().max().item()
+                    for n, p in model.named_parameters())
+    scale = max(p.grad.abs().max().item() for p in reference.parameters())
+    print(f'float32 gradients: max |diff| = {grad_diff:.1e} (largest grad {scale:.1e})')
+    assert grad_diff <= TOL * scale
+
+
+def test_deploy_folds_every_batchnorm_and_refuses_training():
+    _, model = pair('5m', 7, seed=0, deploy=True)
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                   for m in model.modules())
+    assert not any('running_mean' in key for key in model.state_dict())
+    with pytest.raises(RuntimeError, match='deploy'):
+        model.train()
+    model.eval()  # still allowed
+
+
+def test_deploy_with_syncbn_config():
+    """SyncBN layers are _BatchNorm too and fold the same way (eval mode needs no process group)."""
+    reference = ReferenceEMO('1m', 7).eval()
+    randomize(reference, seed=8)
+    model = EMO('1m', out_indices=range(5), norm_cfg=dict(type='SyncBN'))
+    model.load_state_dict(reference.state_dict())
+    model.switch_to_deploy()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert max_diff(model(x), reference(x)) <= TOL
+
+
+def test_pretrained_checkpoint_loads_then_deploys(tmp_path):
+    reference = ReferenceEMO('2m', 7).eval()
+    randomize(reference, seed=9)
+    state = dict(reference.state_dict(), **{'head.weight': torch.zeros(1000, 200)})
+    torch.save(state, tmp_path / 'net.pth')
+    model = EMO('2m', out_indices=range(5),
+                init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'net.pth')))
+    model.init_weights()
+    default = copy.deepcopy(model).eval()
+    model.switch_to_deploy()
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        expected = reference(x)
+        assert max_diff(default(x), expected) <= TOL
+        assert max_diff(model(x), expected) <= TOL
+
+
+def test_outputs_keep_the_input_memory_format():
+    model = EMO('1m', out_indices=range(5)).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert all(o.is_contiguous() for o in model(x))
+        assert all(o.is_contiguous(memory_format=torch.channels_last)
+                   for o in model(x.contiguous(memory_format=torch.channels_last)))
+
+
+@pytest.mark.parametrize('shape,window_size,macs', (
+    ((3, 224, 224), 7, 251_002_720), ((3, 97, 131), 10, 109_854_304)))
+def test_module_hook_macs_are_unchanged(shape, window_size, macs):
+    """The default form runs every counted module on the authors' shapes (``v`` on the padded
+    map): mmcv's hook counter gives the figures of the pre-optimisation model."""
+    model = EMO('1m', window_size=window_size, out_indices=range(5))
+    flops, params = get_model_complexity_info(model, shape, print_per_layer_stat=False,
+                                              as_strings=False)
+    assert (flops, params) == (macs, 1_191_832)
