@@ -19,7 +19,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from emo_mm.batchnorm_check import add_pooled_batchnorm_checks
+from emo_mm.engine.batchnorm_check import add_pooled_batchnorm_checks
 from emo_mm.datasets.tiny_ade import ADE20K_IDS, CLASSES, make_tiny_ade
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,3 +1,4 @@
+from .batchnorm_check import PooledBatchNormCheckHook
 from .rng_state_hook import RNGStateHook
 
-__all__ = ['RNGStateHook']
+__all__ = ['PooledBatchNormCheckHook', 'RNGStateHook']

@@ -1,9 +1,13 @@
 """The inverted Residual Mobile Block (iRMB) of EMO and the small modules it is made of.
 
 Attribute names follow the authors' release (``convs.0.0``, ``conv_local.norm``, ``qk.conv``,
-``se.conv_reduce`` ...) so that their ImageNet checkpoints load without renaming. Only
-``nn`` modules that the authors also used as modules appear in the forward pass, so module-hook
-FLOP counters see exactly what they saw.
+``se.conv_reduce`` ...) so that their ImageNet checkpoints load without renaming. In the default
+form every convolution and norm runs as a module on the shapes the authors ran it on, so
+module-hook FLOP counters see exactly what they saw. ``switch_to_deploy`` (inference only) folds
+the BatchNorms into the convolutions and runs activations in place.
+
+The backbone runs channels-last: the permutes and reshapes below are views of such maps, and
+stay correct (only slower) for any other memory format.
 """
 import math
 from typing import Optional, Tuple
@@ -14,7 +18,6 @@ from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
-
 
 
 class Activation(nn.Module):
@@ -58,7 +61,7 @@ def fold_norm_before(norm: _BatchNorm, conv: nn.Conv2d) -> None:
         raise ValueError('a norm folds into a following convolution only if it is 1x1, ungrouped')
     scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
     shift = norm.bias - norm.running_mean * scale
-    bias = conv.bias if conv.bias is not None else torch.zeros(conv.out_channels)
+    bias = conv.bias if conv.bias is not None else conv.weight.new_zeros(conv.out_channels)
     conv.bias = nn.Parameter(bias + conv.weight.flatten(1) @ shift)
     conv.weight.mul_(scale.reshape(1, -1, 1, 1))
 
@@ -66,8 +69,8 @@ def fold_norm_before(norm: _BatchNorm, conv: nn.Conv2d) -> None:
 class LayerNorm2d(nn.Module):
     """LayerNorm over the channels of an ``(N, C, H, W)`` map, at every pixel.
 
-    The ``nn.LayerNorm`` lives at ``.norm`` (checkpoint key ``norm.norm.weight``). The permutes
-    are views: no copy is made before or after the normalisation.
+    The ``nn.LayerNorm`` lives at ``.norm`` (checkpoint key ``norm.norm.weight``). On a
+    channels-last map the permutes are views: no copy before or after the normalisation.
     """
 
     def __init__(self, channels: int, eps: float = 1e-6) -> None:
@@ -184,8 +187,7 @@ def window_tokens(x: torch.Tensor, num_tokens: int, num_heads: int) -> torch.Ten
     A view when ``x`` is channels-last (as :func:`window_partition` and 1x1 convolutions of
     its result leave it): ``scaled_dot_product_attention`` takes the transposed strides.
     """
-    n, c, h, w = x.shape
-    tokens = x.permute(0, 2, 3, 1).reshape(-1, num_tokens, num_heads, c // num_heads)
+    tokens = x.permute(0, 2, 3, 1).reshape(-1, num_tokens, num_heads, x.shape[1] // num_heads)
     return tokens.transpose(1, 2)
 
 
