@@ -74,7 +74,9 @@ def parse_args() -> argparse.Namespace:
                         help='skip the (slow) reference; no ratios or differences then')
     parser.add_argument('--baseline', default=None, metavar='DIR:MODULE.CLASS',
                         help='also time another EMO implementation with the same constructor, '
-                        'e.g. /tmp/emo_base:emo_mm_base.models.backbones.emo.EMO')
+                        'e.g. ../emo_base:emo_mm_base.models.backbones.emo.EMO, where '
+                        '../emo_base/emo_mm_base is an older emo_mm package copied under '
+                        'another name')
     parser.add_argument('--plot', default='benchmark.png', help='where to save the plot')
     parser.add_argument('--json', default=None, help='also save the rows as JSON')
     return parser.parse_args()

@@ -2,7 +2,7 @@
 # Idempotent set-up of the emo-mm stack on a CPU-only (or CUDA) machine.
 #
 # Keeps an installed torch, builds mmcv 2.1.0 with its compiled ops from source unless a
-# prebuilt wheel is offered through PIP_FIND_LINKS / EMO_MM_WHEELS, then installs mmdet,
+# prebuilt wheel is offered (EMO_MM_WHEELS=DIR, or pip's own find-links), then installs mmdet,
 # mmseg and emo-mm itself (editable). Never installs torchvision, timm or mmpretrain.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,12 +10,6 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 pip_install() { "$PYTHON" -m pip install --no-input "$@"; }
 have() { "$PYTHON" -c "$1" >/dev/null 2>&1; }
-
-# Extra wheel directories (e.g. ../shared/wheels in CI) are added to, not substituted
-# for, the find-links pip already has.
-if [ -n "${EMO_MM_WHEELS:-}" ]; then
-  export PIP_FIND_LINKS="${PIP_FIND_LINKS:+$PIP_FIND_LINKS }$EMO_MM_WHEELS"
-fi
 
 if ! have 'import torch'; then
   # An exact pin: a bare `torch` would resolve to the newest CUDA build (several GB).
@@ -25,8 +19,11 @@ fi
 pip_install "setuptools<81" wheel ninja "mmengine>=0.10.7,<0.11"
 
 if ! have 'import mmcv, mmcv.ops; from mmcv.ops import nms; assert mmcv.__version__ == "2.1.0"'; then
-  # --no-build-isolation: mmcv's ops compile against the torch installed above.
-  MMCV_WITH_OPS=1 pip_install --no-build-isolation "mmcv==2.1.0"
+  # --no-build-isolation: mmcv's ops compile against the torch installed above. A directory
+  # with a prebuilt wheel (EMO_MM_WHEELS, e.g. ../shared/wheels in CI) saves the compile; it is
+  # offered for this install only, so pip's own find-links stay in force everywhere else.
+  MMCV_WITH_OPS=1 pip_install --no-build-isolation \
+    ${EMO_MM_WHEELS:+--find-links "$EMO_MM_WHEELS"} "mmcv==2.1.0"
 fi
 
 # mmseg imports ftfy and regex without declaring them.
