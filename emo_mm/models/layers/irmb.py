@@ -23,9 +23,10 @@ from torch.nn.modules.batchnorm import _BatchNorm
 class Activation(nn.Module):
     """SiLU or exact (erf) GELU, elementwise, any shape.
 
-    ``inplace`` (switched on by the deploy form) overwrites the input: on CPU the fresh
-    output buffer of a large map costs more (page faults) than the arithmetic. Under autograd
-    an in-place activation would save a copy of its input, so the default form keeps it off.
+    It overwrites its input when ``inplace`` is set (the deploy form) or when no gradient is
+    recorded: on CPU the fresh output buffer of a large map costs more (page faults) than the
+    arithmetic, and every input it gets is a fresh conv/norm output no one else reads. Under
+    autograd an in-place activation would save a copy of its input, so training keeps it off.
     """
 
     def __init__(self, kind: str) -> None:
@@ -36,9 +37,10 @@ class Activation(nn.Module):
         self.inplace = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        inplace = self.inplace or not torch.is_grad_enabled()
         if self.kind == 'silu':
-            return F.silu(x, inplace=self.inplace)
-        return torch.ops.aten.gelu_(x) if self.inplace else F.gelu(x)
+            return F.silu(x, inplace=inplace)
+        return torch.ops.aten.gelu_(x) if inplace else F.gelu(x)
 
     def extra_repr(self) -> str:
         return f'{self.kind}, inplace={self.inplace}'
