@@ -13,6 +13,7 @@ available they still run, in one or several processes:
 
 Datasets are looked for before anything is built: a missing path fails at once, naming it.
 """
+import argparse
 import datetime
 import logging
 import os
@@ -21,7 +22,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import torch
 import torch.distributed as torch_dist
-from mmengine.config import Config, ConfigDict
+from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
@@ -35,6 +36,17 @@ RUN_DATA: Dict[str, Tuple[Tuple[str, str], ...]] = {
     'train': (('train_dataloader', ''), ('val_dataloader', 'val_evaluator')),
     'test': (('test_dataloader', 'test_evaluator'),),
 }
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, dist_script: str) -> None:
+    """The options ``tools/train.py`` and ``tools/test.py`` share: ``--cfg-options``,
+    ``--launcher`` (``dist_script`` passes ``pytorch``) and the launcher's ``--local-rank``."""
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, key=value (e.g. train_cfg.max_epochs=2)')
+    parser.add_argument('--launcher', choices=LAUNCHERS, default='none',
+                        help=f'job launcher ({dist_script} passes pytorch)')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0,
+                        help=argparse.SUPPRESS)  # set by torch.distributed.launch
 
 
 def framework_of(cfg: Config) -> str:

@@ -11,8 +11,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a checkout, uninstalled
 
-from mmengine.config import DictAction  # noqa: E402
-
 from emo_mm import runtime  # noqa: E402
 
 
@@ -32,12 +30,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--wait-time', type=float, default=2., help='seconds each --show lasts')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation '
                         '(the config\'s tta_model and tta_pipeline)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config entries, key=value')
-    parser.add_argument('--launcher', choices=runtime.LAUNCHERS, default='none',
-                        help='job launcher (dist_test.sh passes pytorch)')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0,
-                        help=argparse.SUPPRESS)  # set by torch.distributed.launch
+    runtime.add_run_arguments(parser, 'dist_test.sh')
     return parser.parse_args()
 
 

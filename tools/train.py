@@ -11,8 +11,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a checkout, uninstalled
 
-from mmengine.config import DictAction  # noqa: E402
-
 from emo_mm import runtime  # noqa: E402
 
 
@@ -28,12 +26,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--amp', action='store_true', help='mixed precision (needs a GPU)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr by total batch / auto_scale_lr.base_batch_size')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config entries, key=value (e.g. train_cfg.max_epochs=2)')
-    parser.add_argument('--launcher', choices=runtime.LAUNCHERS, default='none',
-                        help='job launcher (dist_train.sh passes pytorch)')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0,
-                        help=argparse.SUPPRESS)  # set by torch.distributed.launch
+    runtime.add_run_arguments(parser, 'dist_train.sh')
     return parser.parse_args()
 
 
