@@ -1,5 +1,6 @@
 # Both targets set the stack up first (idempotent: a second run only checks), see tools/install.sh.
 PYTHON ?= python3
+export PYTHON
 
 .PHONY: install demo test
 

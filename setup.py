@@ -25,6 +25,8 @@ setup(
         'det': ['mmdet>=3.3.0,<3.4'],
         'seg': ['mmsegmentation>=1.2.2,<1.3', 'ftfy', 'regex'],
         'tests': ['pytest', 'matplotlib'],
+        # ONNX export (tools/export_onnx.py) and onnxruntime inference (emo_mm.deploy).
+        'deploy': ['onnx>=1.14', 'onnxruntime>=1.16'],
     },
     license='Apache-2.0',
     zip_safe=False,

@@ -1,8 +1,9 @@
-"""emo-mm: the EMO backbone for MMDetection 3.x and MMSegmentation 1.x."""
+"""emo-mm: efficient attention-era backbones for MMDetection 3.x and MMSegmentation 1.x."""
+from . import third_party_warnings  # noqa: F401  (first: before mmengine is imported)
 from .version import __version__
 from . import compat  # noqa: F401  (makes mmengine checkpoints loadable on torch >= 2.6)
-from . import mmdet_fixes  # noqa: F401  (mmdet 3.3's SSDHead.predict, fixed when mmdet loads it)
 from . import engine  # noqa: F401  (registers RNGStateHook, PooledBatchNormCheckHook)
-from .models import EMO
+from .datasets import transforms  # noqa: F401  (CheckedLoadImageFromFile, ToThreeChannels)
+from .models import EMO, EfficientMod
 
-__all__ = ['EMO', '__version__']
+__all__ = ['EMO', 'EfficientMod', '__version__']

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from emo_reference import ReferenceEMO, randomize
+from conftest import free_port
 from mmengine.logging import HistoryBuffer, MMLogger
 
 from emo_mm import EMO
+from emo_mm.models.backbones import pretrained
+from emo_mm.testing.emo_reference import ReferenceEMO, randomize
 
 
 def authors_checkpoint(path: Path, arch: str = '1m', seed: int = 0) -> dict:
@@ -40,8 +42,7 @@ def test_authors_checkpoint_loads_through_init_cfg(tmp_path):
     for handler in logger.handlers:
         handler.flush()
     log = (tmp_path / 'log.txt').read_text()
-    assert "skipped the classifier keys ['head.bias', 'head.weight', 'norm.bias', " \
-           "'norm.weight']" in log
+    assert 'skipped the classifier keys head.bias, head.weight, norm.bias, norm.weight' in log
 
 
 def test_detector_checkpoint_with_prefix_loads(tmp_path):
@@ -189,3 +190,112 @@ def test_getattr_is_allowed_only_for_history_buffer_statistics(tmp_path):
     torch.save({'payload': LooksUpAttributes()}, tmp_path / 'getattr.pth')
     with pytest.raises(pickle.UnpicklingError, match=r"refusing getattr\(.*'__init__'\)"):
         torch.load(tmp_path / 'getattr.pth')
+
+
+# ------------------------------------------- downloads and files a user can get wrong
+@pytest.fixture
+def checkpoint_server(tmp_path, monkeypatch):
+    """An HTTP server on the loopback interface serving ``tmp_path/served``, and a fresh torch
+    hub cache: downloads are tested as a user meets them, without the internet."""
+    import functools
+    import http.server
+    import threading
+    served = tmp_path / 'served'
+    served.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setattr(torch.hub, '_hub_dir', str(tmp_path / 'torch_home' / 'hub'))
+    yield served, f'http://127.0.0.1:{server.server_address[1]}'
+    server.shutdown()
+    server.server_close()
+
+
+def test_variants_with_the_same_file_name_are_cached_apart(checkpoint_server):
+    """The authors' URLs all end in net.pth: each variant must still get its own weights."""
+    served, base = checkpoint_server
+    states = {}
+    for arch in ('1m', '2m'):
+        (served / f'EMO_{arch.upper()}').mkdir()
+        states[arch] = authors_checkpoint(served / f'EMO_{arch.upper()}' / 'net.pth', arch)
+    for arch in ('1m', '2m', '1m'):  # the second 1m load reads the cache
+        model = EMO(arch, init_cfg=dict(type='Pretrained',
+                                        checkpoint=f'{base}/EMO_{arch.upper()}/net.pth'))
+        model.init_weights()
+        assert torch.equal(model.stage4[0].proj.conv.weight,
+                           states[arch]['stage4.0.proj.conv.weight'])
+    cached = sorted(p.name for p in Path(pretrained.cache_dir()).iterdir())
+    assert len(cached) == 2 and cached[0].startswith('EMO_1M-net-') and \
+        cached[1].startswith('EMO_2M-net-'), cached
+
+
+def test_stale_download_names_the_cached_file_and_how_to_clear_it(checkpoint_server):
+    served, base = checkpoint_server
+    (served / 'EMO_2M').mkdir()
+    url = f'{base}/EMO_2M/net.pth'
+    cached = Path(pretrained.cache_dir()) / pretrained.cache_file_name(url)
+    cached.parent.mkdir(parents=True)
+    authors_checkpoint(cached, '1m')  # e.g. left there by an older emo-mm or by hand
+    with pytest.raises(pretrained.CheckpointError) as error:
+        EMO('2m').load_pretrained(url)
+    assert f'{url} (read from {cached})' in str(error.value)
+    assert f'If {cached} is a stale or wrong download, delete it' in str(error.value)
+
+
+def test_offline_download_fails_in_one_line_saying_how_to_pass_a_file(checkpoint_server):
+    _, base = checkpoint_server
+    url = 'http://127.0.0.1:{}/EMO_1M/net.pth'.format(free_port())  # nothing listens there
+    with pytest.raises(pretrained.CheckpointError) as error:
+        EMO('1m').load_pretrained(url)
+    message = str(error.value)
+    assert message.startswith(f'could not download the checkpoint {url}') and '\n' not in message
+    assert '--cfg-options model.backbone.init_cfg.checkpoint=/path/to/net.pth' in message
+    assert error.value.__cause__ is None and error.value.__suppress_context__  # no urllib pages
+    assert not any(Path(pretrained.cache_dir()).glob('*'))  # no half file left to be reused
+
+
+@pytest.mark.parametrize('content,expected', [
+    (b'', 'is empty (0 bytes)'),
+    (b'\x8a\x01 random bytes that are no checkpoint', 'is not a PyTorch checkpoint'),
+    (b'PK\x03\x04 a truncated zip archive', 'is not a readable PyTorch checkpoint'),
+])
+def test_unreadable_files_are_named_without_unsafe_advice(tmp_path, content, expected):
+    path = tmp_path / 'net.pth'
+    path.write_bytes(content)
+    with pytest.raises(pretrained.CheckpointError) as error:
+        EMO('1m').load_pretrained(str(path))
+    assert str(path) in str(error.value) and expected in str(error.value)
+    assert 'weights_only=False' not in str(error.value)
+
+
+def test_a_pickle_torch_refuses_is_explained_not_loaded(tmp_path):
+    marker = tmp_path / 'pwned'
+    torch.save({'state_dict': {}, 'payload': RunsCode(marker)}, tmp_path / 'evil.pth')
+    with pytest.raises(pretrained.CheckpointError, match='refuses to rebuild') as error:
+        EMO('1m').load_pretrained(str(tmp_path / 'evil.pth'))
+    assert 'does not turn the safety off' in str(error.value) and not marker.exists()
+
+
+def test_non_checkpoint_and_missing_checkpoint_setting_are_refused(tmp_path):
+    torch.save([1, 2, 3], tmp_path / 'list.pth')
+    with pytest.raises(pretrained.CheckpointError, match='holds a list, not a checkpoint dict'):
+        EMO('1m').load_pretrained(str(tmp_path / 'list.pth'))
+    with pytest.raises(pretrained.CheckpointError, match='needs a checkpoint path or URL'):
+        EMO('1m', init_cfg=dict(type='Pretrained')).init_weights()
+
+
+def test_timm_style_checkpoint_takes_state_dict_or_the_named_key(tmp_path):
+    import argparse
+    state = authors_checkpoint(tmp_path / 'net.pth')
+    ema = {k: v + 1 if v.is_floating_point() else v for k, v in state.items()}
+    torch.save({'state_dict': state, 'state_dict_ema': ema, 'epoch': 3,
+                'args': argparse.Namespace(model='emo_1m', lr=1e-3)}, tmp_path / 'timm.pth')
+    model = EMO('1m')
+    model.load_pretrained(str(tmp_path / 'timm.pth'))
+    assert torch.equal(model.stage1[0].v.conv.weight, state['stage1.0.v.conv.weight'])
+    pretrained.load_pretrained(model, str(tmp_path / 'timm.pth'), state_key='state_dict_ema')
+    assert torch.equal(model.stage1[0].v.conv.weight, ema['stage1.0.v.conv.weight'])
+    with pytest.raises(pretrained.CheckpointError, match="has no 'ema'; its keys are args, "):
+        pretrained.load_pretrained(model, str(tmp_path / 'timm.pth'), state_key='ema')

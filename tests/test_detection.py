@@ -1,26 +1,23 @@
 """COCO detection: configs against the authors' recipe and parameter counts, the SSDHead fix, the
 tiny dataset, and the real tools (train, test, 2-process CPU training) and inference APIs on it."""
 import json
-import os
 import pickle
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict
 
 import mmcv
 import pytest
 import torch
+from conftest import REPO, TOOLS, free_port, run_tool
 from mmengine.config import Config
 
-import emo_mm  # noqa: F401  (installs the SSDHead fix before mmdet loads it)
-from emo_mm import runtime
+import emo_mm  # noqa: F401
+from emo_mm.datasets.preflight import missing_data_paths
 from emo_mm.datasets.tiny_coco import CLASSES, make_tiny_coco
 
-REPO = Path(__file__).resolve().parents[1]
-TOOLS = REPO / 'tools'
 PHOTO = REPO / 'demo' / 'grace_hopper.jpg'
 PARAMS: Dict[str, Dict[str, int]] = {
     'ssdlite': {'1m': 2_311_980, '2m': 3_342_716, '5m': 6_076_540},
@@ -47,30 +44,11 @@ def build_detector(cfg: Config) -> torch.nn.Module:
     return MODELS.build(cfg.model)
 
 
-def run_tool(args: List[str], cwd: Path, env: Dict[str, str] = None,
-             expect_ok: bool = True) -> str:
-    """Runs a tool as a user would (its own process); returns stdout+stderr."""
-    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=900,
-                          env={**os.environ, **(env or {})})
-    output = proc.stdout + proc.stderr
-    if expect_ok:
-        assert proc.returncode == 0, f'{args} failed:\n{output[-6000:]}'
-    else:
-        assert proc.returncode != 0, f'{args} should have failed:\n{output[-3000:]}'
-    return output
-
-
 def coco_metrics(output: str, phase: str) -> Dict[str, float]:
     """The ``coco/bbox_*`` numbers of the last ``Epoch(<phase>)`` line of a tool's log."""
     lines = [line for line in output.splitlines() if f'Epoch({phase})' in line and 'coco/' in line]
     assert lines, f'no CocoMetric line for {phase} in:\n{output[-3000:]}'
     return {k: float(v) for k, v in re.findall(r'coco/(bbox_\w+): (-?[\d.]+)', lines[-1])}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 # ------------------------------------------------------------------------ configs and recipe
@@ -163,36 +141,44 @@ def test_data_root_is_set_in_one_place(tmp_path):
         (tmp_path / family / 'emo_5m.py').write_text(
             (REPO / 'configs' / family / 'emo_5m.py').read_text())
         cfg = Config.fromfile(str(tmp_path / family / 'emo_5m.py'))
-        paths = [path for _, path in runtime.missing_data_paths(cfg, 'train')]
-        paths += [path for _, path in runtime.missing_data_paths(cfg, 'test')]
+        paths = [path for _, path in missing_data_paths(cfg, 'train')]
+        paths += [path for _, path in missing_data_paths(cfg, 'test')]
         assert paths and all(path.startswith('/elsewhere/') for path in paths), paths
 
 
 # ------------------------------------------------------------------------ the SSDHead fix
-def test_ssd_head_predict_needs_the_fix(monkeypatch):
-    """mmdet 3.3's SSDHead.predict raises without emo-mm's fix and predicts with it."""
-    from mmdet.models.dense_heads.ssd_head import SSDHead
+def test_ssd_head_predicts_only_with_the_fixed_subclass():
+    """mmdet 3.3's SSDHead.predict raises; FixedSSDHead, which our SSDLite configs name, predicts
+    with the same parameters."""
     from mmdet.structures import DetDataSample
 
-    def predict() -> DetDataSample:
+    def predict(head_type: str) -> DetDataSample:
         cfg = config('ssdlite', '1m')
+        assert cfg.model.bbox_head.type == 'FixedSSDHead'
+        cfg.model.bbox_head.type = head_type
         cfg.model.test_cfg.score_thr = 0.  # untrained scores are ~1/81, below the 0.02 default
+        torch.manual_seed(0)
         model = build_detector(cfg).eval()
         sample = DetDataSample(metainfo=dict(img_shape=(320, 320), ori_shape=(320, 320),
                                              scale_factor=(1., 1.)))
         with torch.no_grad():
-            return model.predict(torch.rand(1, 3, 320, 320), [sample])[0]
+            return model.predict(torch.rand(1, 3, 320, 320), [sample])[0], model
 
-    fixed = predict().pred_instances
-    assert len(fixed) == 200 and fixed.labels.max() < 80 and fixed.bboxes.shape == (200, 4)
-    monkeypatch.setattr(SSDHead, '__init__', SSDHead.__init__.__wrapped__)
+    fixed, model = predict('FixedSSDHead')
+    assert len(fixed.pred_instances) == 200 and fixed.pred_instances.labels.max() < 80
+    assert fixed.pred_instances.bboxes.shape == (200, 4)
     with pytest.raises(AttributeError, match="no attribute 'loss_cls'"):
-        predict()
+        predict('SSDHead')
+    from mmdet.models.dense_heads import SSDHead
+    plain = SSDHead(**{k: v for k, v in config('ssdlite', '1m').model.bbox_head.items()
+                       if k != 'type'})
+    assert plain.state_dict().keys() == model.bbox_head.state_dict().keys()
 
 
-def test_emo_mm_imports_without_mmdet():
+def test_emo_mm_neither_imports_nor_patches_mmdet():
     code = ('import sys, emo_mm; assert "mmdet" not in sys.modules; '
-            'from mmdet.models.dense_heads import SSDHead; assert SSDHead.__init__.emo_mm_fix')
+            'from mmdet.models.dense_heads import SSDHead; '
+            'assert "emo_mm" not in SSDHead.__init__.__module__')
     subprocess.run([sys.executable, '-c', code], cwd=REPO, check=True, timeout=300)
 
 

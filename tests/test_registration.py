@@ -53,11 +53,11 @@ def test_our_tests_are_not_shadowed_by_mmseg_tests_package():
     modules `tests.<file>`: a file named like one of the installed package's modules could be
     confused with it, so no such name is allowed here.
     """
-    import emo_reference
+    import conftest
     here = Path(__file__).resolve().parent
     assert not (here / '__init__.py').exists()
     assert Path(sys.modules[__name__].__file__).resolve() == Path(__file__).resolve()
-    assert Path(emo_reference.__file__).resolve().parent == here
+    assert Path(conftest.__file__).resolve().parent == here
     installed = {Path(f.parts[1]).stem for f in importlib.metadata.files('mmsegmentation') or ()
                  if f.parts[0] == 'tests' and len(f.parts) > 1}
     assert installed, 'mmsegmentation no longer installs `tests`: drop this guard'

@@ -1,4 +1,6 @@
-"""Nothing is lost when training stops: an interrupted, resumed run equals an uninterrupted one."""
+"""Nothing is lost when training stops: an interrupted, resumed run equals an uninterrupted one,
+through our tools/train.py and through MMSegmentation's own packaged train script alike (the
+configs declare the RNGStateHook that makes resume exact; no tool injects it)."""
 import os
 import signal
 import subprocess
@@ -8,9 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import CONFIGS, TOOLS
 
-REPO = Path(__file__).resolve().parents[1]
-CONFIG = 'configs/deeplabv3/emo_1m_tiny.py'
+from emo_mm.datasets.tiny_ade import make_tiny_ade
+
+CONFIG = CONFIGS / 'deeplabv3' / 'emo_1m_tiny.py'
 # 12 iterations, a checkpoint every 4, no validation, drop path on: every random draw counts.
 OPTIONS = ['train_cfg.max_iters=12', 'train_cfg.val_interval=1000',
            'default_hooks.checkpoint.interval=4', 'default_hooks.logger.interval=1',
@@ -18,15 +22,25 @@ OPTIONS = ['train_cfg.max_iters=12', 'train_cfg.val_interval=1000',
            'randomness.seed=0']
 
 
-def train_command(work_dir: Path, *extra: str) -> list:
-    return [sys.executable, 'tools/train.py', CONFIG, '--work-dir', str(work_dir),
+def mmseg_train_script() -> Path:
+    import mmseg
+    return Path(mmseg.__file__).parent / '.mim' / 'tools' / 'train.py'
+
+
+TRAIN_SCRIPTS = {'emo_mm tools/train.py': TOOLS / 'train.py',
+                 "mmseg's packaged train.py": mmseg_train_script()}
+
+
+def train_command(script: Path, work_dir: Path, *extra: str) -> list:
+    return [sys.executable, str(script), str(CONFIG), '--work-dir', str(work_dir),
             '--cfg-options', *OPTIONS, *extra]
 
 
 @pytest.fixture(scope='module')
-def tiny_ade_for_resume() -> None:
-    subprocess.run([sys.executable, 'tools/make_tiny_datasets.py', '--only', 'seg'], cwd=REPO,
-                   check=True, capture_output=True)
+def run_dir(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp('resume')
+    make_tiny_ade(path / 'data' / 'tiny_ade')
+    return path
 
 
 def final_weights(work_dir: Path) -> dict:
@@ -34,13 +48,20 @@ def final_weights(work_dir: Path) -> dict:
     return torch.load(work_dir / 'iter_12.pth', map_location='cpu')['state_dict']
 
 
-def test_interrupted_and_resumed_run_ends_with_the_same_weights(tiny_ade_for_resume, tmp_path):
-    straight, interrupted = tmp_path / 'straight', tmp_path / 'interrupted'
-    subprocess.run(train_command(straight), cwd=REPO, check=True, capture_output=True)
+@pytest.mark.parametrize('tool', TRAIN_SCRIPTS)
+def test_interrupted_and_resumed_run_ends_with_the_same_weights(tool, run_dir):
+    script = TRAIN_SCRIPTS[tool]
+    assert script.is_file(), script
+    name = tool.split()[0].strip("'s")
+    straight, interrupted = run_dir / f'{name}_straight', run_dir / f'{name}_interrupted'
+    done = subprocess.run(train_command(script, straight), cwd=run_dir, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
 
     # Start the same run and kill it once its first checkpoint is on disk.
-    process = subprocess.Popen(train_command(interrupted), cwd=REPO, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(train_command(script, interrupted), cwd=run_dir,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
     pointer = interrupted / 'last_checkpoint'
     deadline = time.monotonic() + 600
     while not (pointer.exists() and pointer.read_text().strip().endswith('iter_4.pth')):
@@ -51,10 +72,10 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(tiny_ade_for_res
     process.wait()
     assert not (interrupted / 'iter_12.pth').exists(), 'the run was not interrupted'
 
-    resumed = subprocess.run(train_command(interrupted, '--resume'), cwd=REPO,
+    resumed = subprocess.run(train_command(script, interrupted, '--resume'), cwd=run_dir,
                              capture_output=True, text=True)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
     log = resumed.stdout + resumed.stderr
+    assert resumed.returncode == 0, log[-3000:]
     assert 'resumed epoch: 0, iter: 4' in log or 'resumed epoch: 0, iter: 8' in log
     assert 'RNGStateHook: restored the random states' in log
 
@@ -62,5 +83,5 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(tiny_ade_for_res
     assert expected.keys() == actual.keys()
     worst = max((expected[k].double() - actual[k].double()).abs().max().item()
                 for k in expected if expected[k].is_floating_point())
-    print(f'max |uninterrupted - resumed| over all weights: {worst:.3e}')
+    print(f'{tool}: max |uninterrupted - resumed| over all weights: {worst:.3e}')
     assert worst == 0.0

@@ -5,7 +5,6 @@ tiny-dataset demo config, made once per module in a temporary folder.
 """
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,13 +15,13 @@ import matplotlib
 import numpy as np
 import pytest
 import torch
+from conftest import REPO, free_port
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from emo_mm.engine.batchnorm_check import add_pooled_batchnorm_checks
 from emo_mm.datasets.tiny_ade import ADE20K_IDS, CLASSES, make_tiny_ade
 
-REPO = Path(__file__).resolve().parents[1]
 FAMILIES = ('deeplabv3', 'pspnet')
 VARIANTS = ('1m', '2m', '5m')
 TINY_CONFIG = REPO / 'configs/deeplabv3/emo_1m_tiny.py'
@@ -67,12 +66,6 @@ def metrics(output: str) -> List[float]:
     found = MIOU.findall(output)
     assert found, f'no IoUMetric figures in the output:\n{output[-3000:]}'
     return [float(v) for v in found[-1]]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
 
 
 # ----------------------------------------------------------------------------------- configs

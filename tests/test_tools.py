@@ -1,14 +1,20 @@
-"""emo_mm.runtime, the logic behind tools/*.py: framework choice, CPU adaptation, data checks."""
-import subprocess
+"""The library behind tools/*.py (framework choice, CPU adaptation, data checks) and the errors
+a user of the tools meets: said once, in one line, before the Runner's start-up logs."""
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import CONFIGS, TOOLS, free_port, python_tool, run_tool
 from mmengine.config import Config
 
-from emo_mm import runtime
+from emo_mm import config_options
+from emo_mm.datasets import preflight
+from emo_mm.datasets.tiny_ade import make_tiny_ade
+from emo_mm.engine import cpu_distributed
 
-REPO = Path(__file__).resolve().parents[1]
+TINY_DEEPLAB = CONFIGS / 'deeplabv3' / 'emo_1m_tiny.py'
+# What mmengine's Runner prints first: an error must come before it (or instead of it).
+RUNNER_START = 'System environment'
 
 
 def make_config(tmp_path: Path, text: str) -> Config:
@@ -19,16 +25,16 @@ def make_config(tmp_path: Path, text: str) -> Config:
 
 def test_unknown_default_scope_names_the_valid_ones(tmp_path):
     cfg = make_config(tmp_path, "default_scope = 'mmpretrain'\n")
-    with pytest.raises(ValueError, match=r"'mmpretrain'.*\['mmdet', 'mmseg'\]"):
-        runtime.framework_of(cfg)
+    with pytest.raises(config_options.ConfigError, match=r"'mmpretrain'.*\['mmdet', 'mmseg'\]"):
+        config_options.framework_of(cfg)
 
 
 def test_missing_config_and_bad_launcher(tmp_path):
     with pytest.raises(FileNotFoundError, match='nope.py'):
-        runtime.load_config(str(tmp_path / 'nope.py'))
+        config_options.load_config(str(tmp_path / 'nope.py'))
     (tmp_path / 'cfg.py').write_text("default_scope = 'mmseg'\n")
-    with pytest.raises(ValueError, match="launcher must be one of .*'slurm'"):
-        runtime.load_config(str(tmp_path / 'cfg.py'), launcher='torchrun')
+    with pytest.raises(config_options.ConfigError, match="launcher must be one of .*'slurm'"):
+        config_options.load_config(str(tmp_path / 'cfg.py'), launcher='torchrun')
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='checks the CPU fallbacks')
@@ -38,7 +44,7 @@ def test_cpu_adaptation_replaces_sync_bn_and_ddp_device_ids(tmp_path):
         "model = dict(backbone=dict(norm_cfg=dict(type='SyncBN', eps=1e-6)),\n"
         "             heads=[dict(norm_cfg=dict(type='MMSyncBN')), dict(norm_cfg=dict(type='GN'))])\n"))
     cfg.launcher = 'pytorch'
-    runtime.adapt_to_cpu(cfg)
+    cpu_distributed.adapt_to_cpu(cfg)
     assert cfg.model.backbone.norm_cfg == dict(type='BN', eps=1e-6)
     assert [h.norm_cfg.type for h in cfg.model.heads] == ['BN', 'GN']
     assert 'sync_bn' not in cfg
@@ -56,18 +62,116 @@ val_cfg = dict(type='ValLoop')
 val_dataloader = dict(dataset=dict(data_root='{tmp_path}/gone', ann_file='a.json'))
 val_evaluator = [dict(type='X', ann_file='{tmp_path}/gone/b.json')]
 """)
-    assert [key for key, _ in runtime.missing_data_paths(cfg, 'train')] == [
+    assert [key for key, _ in preflight.missing_data_paths(cfg, 'train')] == [
         'train_dataloader.dataset.dataset.data_prefix.seg_map_path',
         'val_dataloader.dataset.data_root', 'val_dataloader.dataset.ann_file',
         'val_evaluator.ann_file']
-    assert runtime.missing_data_paths(cfg, 'test') == []
+    assert preflight.missing_data_paths(cfg, 'test') == []
     with pytest.raises(FileNotFoundError, match=f'{tmp_path}/root/ann'):
-        runtime.check_data_paths(cfg, 'train')
+        preflight.check_data_paths(cfg, 'train')
     with pytest.raises(ValueError, match="run must be one of \\['test', 'train'\\]"):
-        runtime.missing_data_paths(cfg, 'val')
+        preflight.missing_data_paths(cfg, 'val')
 
 
-def test_dist_scripts_print_usage():
-    for script, usage in (('dist_train.sh', 'CONFIG NPROC'), ('dist_test.sh', 'CONFIG CHECKPOINT NPROC')):
-        proc = subprocess.run([str(REPO / 'tools' / script)], capture_output=True, text=True)
-        assert proc.returncode == 2 and usage in proc.stderr
+def test_dist_scripts_print_usage(tmp_path):
+    for script, usage in (('dist_train.sh', 'CONFIG NPROC'),
+                          ('dist_test.sh', 'CONFIG CHECKPOINT NPROC')):
+        output = run_tool([TOOLS / script], cwd=tmp_path, expect_ok=False)
+        assert usage in output
+
+
+@pytest.mark.parametrize('nproc', ('0', '-1', 'two', '1.5', ''))
+def test_dist_scripts_refuse_a_bad_process_count(tmp_path, nproc):
+    for script, args in (('dist_train.sh', [TINY_DEEPLAB, nproc]),
+                         ('dist_test.sh', [TINY_DEEPLAB, 'x.pth', nproc])):
+        output = run_tool([TOOLS / script, *args], cwd=tmp_path, expect_ok=False)
+        assert output.startswith('error: NPROC') and f"got '{nproc}'" in output, output
+        assert 'Traceback' not in output and len(output.splitlines()) == 1
+
+
+def test_missing_dataset_under_dist_train_is_said_once(tmp_path):
+    output = run_tool([TOOLS / 'dist_train.sh', TINY_DEEPLAB, '2'], cwd=tmp_path,
+                      env=dict(PORT=str(free_port())), expect_ok=False)
+    assert output.count('reads dataset paths that do not exist') == 1, output
+    assert output.startswith('error: ') and 'data/tiny_ade' in output
+    assert 'Traceback' not in output and 'ChildFailedError' not in output
+    assert RUNNER_START not in output and not (tmp_path / 'work_dirs').exists()
+
+
+# ------------------------------------------------------------ checkpoints given to tools/test.py
+@pytest.fixture(scope='module')
+def tiny_ade_cwd(tmp_path_factory) -> Path:
+    cwd = tmp_path_factory.mktemp('tools_cwd')
+    make_tiny_ade(cwd / 'data' / 'tiny_ade', num_train=2, num_val=2)
+    return cwd
+
+
+def write_checkpoint(path: Path, kind: str) -> Path:
+    if kind == 'empty':
+        path.write_bytes(b'')
+    elif kind == 'corrupt':
+        path.write_bytes(bytes(range(256)) * 4)
+    elif kind == 'not a checkpoint':
+        torch.save({'hello': 'world'}, path)
+    elif kind == 'another model':  # an EMO-2M segmentor checkpoint for an EMO-1M config
+        from mmengine.registry import init_default_scope
+        from mmseg.registry import MODELS
+        init_default_scope('mmseg')
+        cfg = Config.fromfile(str(CONFIGS / 'deeplabv3' / 'emo_2m.py'))
+        cfg.model.backbone.norm_cfg = dict(type='BN')
+        torch.save({'state_dict': MODELS.build(cfg.model).state_dict()}, path)
+    return path
+
+
+@pytest.mark.parametrize('kind,message', [
+    ('empty', 'is empty (0 bytes)'),
+    ('corrupt', 'is not a PyTorch checkpoint'),
+    ('not a checkpoint', 'holds no state_dict of tensors'),
+    ('another model', 'does not fit the model of'),
+    ('missing', 'checkpoint file not found'),
+])
+def test_bad_checkpoints_fail_in_one_line_before_the_runner_starts(tiny_ade_cwd, tmp_path,
+                                                                   kind, message):
+    checkpoint = write_checkpoint(tmp_path / 'model.pth', kind)
+    output = run_tool(python_tool('test.py', TINY_DEEPLAB, checkpoint), cwd=tiny_ade_cwd,
+                      expect_ok=False)
+    errors = [line for line in output.splitlines() if line.startswith('error: ')]
+    assert len(errors) == 1 and message in errors[0] and str(checkpoint) in errors[0], output
+    assert RUNNER_START not in output and 'Traceback' not in output
+    assert 'weights_only=False' not in output  # torch's unsafe advice is never passed on
+
+
+def test_another_models_checkpoint_names_the_mismatched_keys(tmp_path):
+    from emo_mm.engine.runner import check_checkpoint_fits
+    from emo_mm.models.backbones.pretrained import CheckpointError
+    checkpoint = write_checkpoint(tmp_path / 'model.pth', 'another model')
+    cfg = Config.fromfile(str(TINY_DEEPLAB))
+    with pytest.raises(CheckpointError) as error:
+        check_checkpoint_fits(cfg, str(checkpoint))
+    assert 'backbone.stage1.2.' in str(error.value)  # 2M has a third block in stage 1
+    assert 'shape mismatches' in str(error.value)
+
+
+# --------------------------------------------------------------- what the console shows
+def test_training_console_shows_progress_not_the_environment(tiny_ade_cwd):
+    work = tiny_ade_cwd / 'quiet'
+    output = run_tool(python_tool('train.py', TINY_DEEPLAB, '--work-dir', work, '--cfg-options',
+                                  'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
+                                  'default_hooks.logger.interval=1',
+                                  'train_dataloader.batch_size=2'), cwd=tiny_ade_cwd)
+    assert 'Iter(train) [2/2]' in output and 'mIoU' in output
+    assert RUNNER_START not in output and 'Config:' not in output
+    log_files = list(work.glob('*/*.log'))
+    assert len(log_files) == 1 and f'full log: {log_files[0]}' in output
+    log = log_files[0].read_text()
+    assert RUNNER_START in log and 'Config:' in log and 'Iter(train) [2/2]' in log
+    assert 'pkg_resources is deprecated' not in output
+
+
+def test_scratch_training_with_frozen_batchnorm_statistics_warns(tiny_ade_cwd):
+    output = run_tool(python_tool('train.py', TINY_DEEPLAB, '--preflight', '--cfg-options',
+                                  'model.backbone.norm_eval=True'), cwd=tiny_ade_cwd)
+    assert 'norm_eval=True but no pretrained weights' in output
+    assert 'model.backbone.norm_eval=False' in output
+    quiet = run_tool(python_tool('train.py', TINY_DEEPLAB, '--preflight'), cwd=tiny_ade_cwd)
+    assert 'norm_eval' not in quiet

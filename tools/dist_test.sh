@@ -11,10 +11,18 @@ fi
 CONFIG=$1
 CHECKPOINT=$2
 NPROC=$3
-exec "${PYTHON:-python3}" -m torch.distributed.run \
+if ! [[ "$NPROC" =~ ^[1-9][0-9]*$ ]]; then
+  echo "error: NPROC (the number of test processes per machine) must be a whole number >= 1, got '$NPROC'; e.g. $0 $CONFIG $CHECKPOINT 8" >&2
+  exit 2
+fi
+PYTHON=${PYTHON:-python3}
+TOOL="$(dirname "$0")/test.py"
+# Check the config, data and checkpoint once, in one process, before NPROC processes start.
+"$PYTHON" "$TOOL" "$CONFIG" "$CHECKPOINT" --preflight "${@:4}"
+exec "$PYTHON" -m torch.distributed.run \
   --nnodes="${NNODES:-1}" \
   --node_rank="${NODE_RANK:-0}" \
   --master_addr="${MASTER_ADDR:-127.0.0.1}" \
   --master_port="${PORT:-29500}" \
   --nproc_per_node="$NPROC" \
-  "$(dirname "$0")/test.py" "$CONFIG" "$CHECKPOINT" --launcher pytorch "${@:4}"
+  "$TOOL" "$CONFIG" "$CHECKPOINT" --launcher pytorch "${@:4}"

@@ -9,10 +9,19 @@ if [ $# -lt 2 ]; then
 fi
 CONFIG=$1
 NPROC=$2
-exec "${PYTHON:-python3}" -m torch.distributed.run \
+if ! [[ "$NPROC" =~ ^[1-9][0-9]*$ ]]; then
+  echo "error: NPROC (the number of training processes per machine) must be a whole number >= 1, got '$NPROC'; e.g. $0 $CONFIG 8" >&2
+  exit 2
+fi
+PYTHON=${PYTHON:-python3}
+TOOL="$(dirname "$0")/train.py"
+# Check the config, data and checkpoints once, in one process: a mistake is then said once,
+# before NPROC processes start.
+"$PYTHON" "$TOOL" "$CONFIG" --preflight "${@:3}"
+exec "$PYTHON" -m torch.distributed.run \
   --nnodes="${NNODES:-1}" \
   --node_rank="${NODE_RANK:-0}" \
   --master_addr="${MASTER_ADDR:-127.0.0.1}" \
   --master_port="${PORT:-29500}" \
   --nproc_per_node="$NPROC" \
-  "$(dirname "$0")/train.py" "$CONFIG" --launcher pytorch "${@:3}"
+  "$TOOL" "$CONFIG" --launcher pytorch "${@:3}"

@@ -3,15 +3,17 @@
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE_OR_DIR] [--show]
                          [--show-dir DIR] [--tta] [--cfg-options k=v ...] [--launcher ...]
 
-Several processes: tools/dist_test.sh CONFIG CHECKPOINT NPROC [the options above].
+CHECKPOINT is a ``.pth`` file (or URL), or an ``.onnx`` file from tools/export_onnx.py, which
+onnxruntime then runs. Several processes: tools/dist_test.sh CONFIG CHECKPOINT NPROC [options].
 """
 import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a checkout, uninstalled
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout runs uninstalled
 
-from emo_mm import runtime  # noqa: E402
+from emo_mm import cli, config_options  # noqa: E402
+from emo_mm.engine import runner  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -19,7 +21,7 @@ def parse_args() -> argparse.Namespace:
                                      'or segmentor (mmseg config); the config\'s default_scope '
                                      'decides.')
     parser.add_argument('config', help='config file')
-    parser.add_argument('checkpoint', help='checkpoint file or URL')
+    parser.add_argument('checkpoint', help='checkpoint file or URL, or an exported .onnx file')
     parser.add_argument('--work-dir', help='where the metrics are saved '
                         '(default: the config\'s work_dir, else work_dirs/<config name>)')
     parser.add_argument('--out', help='detection: dump the predictions to this .pkl file; '
@@ -30,24 +32,32 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--wait-time', type=float, default=2., help='seconds each --show lasts')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation '
                         '(the config\'s tta_model and tta_pipeline)')
-    runtime.add_run_arguments(parser, 'dist_test.sh')
+    cli.add_run_arguments(parser, 'dist_test.sh')
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
-    runtime.parse_local_rank(args.local_rank)
-    runtime.check_checkpoint(args.checkpoint)
-    cfg = runtime.load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
-    cfg.load_from = args.checkpoint
+    cli.parse_local_rank(args.local_rank)
+    cfg = config_options.load_config(args.config, args.cfg_options, args.launcher,
+                                      args.work_dir)
+    onnx = args.checkpoint.endswith('.onnx')
+    if onnx:
+        from emo_mm.deploy import use_onnx_model
+        use_onnx_model(cfg, args.checkpoint)  # onnxruntime runs the exported graph
+        runner.preflight(cfg, 'test')
+    else:
+        runner.preflight(cfg, 'test', checkpoint=args.checkpoint)
+        cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
-        runtime.enable_visualization(cfg, args.show, args.show_dir, args.wait_time)
+        config_options.enable_visualization(cfg, args.show, args.show_dir, args.wait_time)
     if args.tta:
-        runtime.enable_tta(cfg)
+        config_options.enable_tta(cfg)
     if args.out:
-        runtime.add_result_dump(cfg, args.out)
-    runtime.build_runner(cfg, 'test').test()
+        config_options.add_result_dump(cfg, args.out)
+    if not args.preflight:
+        runner.build_runner(cfg, 'test').test()
 
 
 if __name__ == '__main__':
-    main()
+    cli.run_tool(main)

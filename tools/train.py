@@ -9,9 +9,10 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a checkout, uninstalled
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout runs uninstalled
 
-from emo_mm import runtime  # noqa: E402
+from emo_mm import cli, config_options  # noqa: E402
+from emo_mm.engine import runner  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -26,17 +27,20 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--amp', action='store_true', help='mixed precision (needs a GPU)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr by total batch / auto_scale_lr.base_batch_size')
-    runtime.add_run_arguments(parser, 'dist_train.sh')
+    cli.add_run_arguments(parser, 'dist_train.sh')
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
-    runtime.parse_local_rank(args.local_rank)
-    cfg = runtime.load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
-    runtime.apply_train_options(cfg, args.amp, args.auto_scale_lr, args.resume)
-    runtime.build_runner(cfg, 'train').train()
+    cli.parse_local_rank(args.local_rank)
+    cfg = config_options.load_config(args.config, args.cfg_options, args.launcher,
+                                      args.work_dir)
+    config_options.apply_train_options(cfg, args.amp, args.auto_scale_lr, args.resume)
+    runner.preflight(cfg, 'train')
+    if not args.preflight:
+        runner.build_runner(cfg, 'train').train()
 
 
 if __name__ == '__main__':
-    main()
+    cli.run_tool(main)

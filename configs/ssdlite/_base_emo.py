@@ -5,7 +5,8 @@
 # backbone and the optimiser differ. The variant files set `arch`, window and channels.
 _base_ = 'mmdet::ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py'
 
-custom_imports = dict(imports=['emo_mm'], allow_failed_imports=False)
+# emo_mm.models.dense_heads: FixedSSDHead, mmdet's SSDHead with a predict that works (mmdet 3.3).
+custom_imports = dict(imports=['emo_mm', 'emo_mm.models.dense_heads'], allow_failed_imports=False)
 
 # The one place to change where COCO 2017 lives (annotations/, train2017/, val2017/).
 data_root = 'data/coco/'
@@ -18,10 +19,29 @@ model = dict(
         frozen_stages=-1,
         norm_eval=True,
         norm_cfg=dict(type='SyncBN'),
-        init_cfg=dict(type='Pretrained', checkpoint=None)))  # set by each variant
+        init_cfg=dict(type='Pretrained', checkpoint=None)),  # set by each variant
+    bbox_head=dict(type='FixedSSDHead'))
+
+# The base's hooks, and RNGStateHook: checkpoints carry the random generators' states, so a
+# resumed run (any launcher) continues the interrupted one exactly. A list replaces the base's.
+custom_hooks = [
+    dict(type='NumClassCheckHook'),
+    dict(type='CheckInvalidLossHook', interval=50, priority='VERY_LOW'),
+    dict(type='RNGStateHook'),
+]
 
 train_dataloader = dict(dataset=dict(dataset=dict(data_root=data_root)))
-val_dataloader = dict(dataset=dict(data_root=data_root))
+# Test images: a file that cannot be read is named, and a grayscale or BGRA array given to the
+# inference API becomes 3-channel (emo_mm.datasets.transforms); otherwise the base's pipeline.
+test_pipeline = [
+    dict(type='CheckedLoadImageFromFile'),
+    dict(type='ToThreeChannels'),
+    dict(type='Resize', scale=(320, 320), keep_ratio=False),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+]
+val_dataloader = dict(dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
 test_evaluator = val_evaluator

@@ -11,7 +11,11 @@ The counts need neither a dataset nor a checkpoint: the model is built from the 
   counts functional matmuls and gives higher figures.
 
 Segmentors run their inference path (backbone + decode head; the auxiliary head only trains),
-detectors backbone + neck + head without post-processing: the ``mode='tensor'`` forward.
+detectors backbone + neck + head without post-processing: the ``mode='tensor'`` forward. Two-stage
+detectors (Mask R-CNN) need each image's metadata there: they get a data sample of the input's
+shape, and their RoI heads run on the RPN's proposals (up to 1000 boxes; the mask head on the
+first 100), as in mmdet's own ``get_flops``. The random weights are seeded, so these
+data-dependent counts are the same every run.
 """
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -139,17 +143,44 @@ def _sdpa_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
     return batch_heads_queries * k[2] * (q[3] + v[3])
 
 
-def _hook_count(model: nn.Module, image: torch.Tensor) -> int:
+def _data_samples(scope: str, image: torch.Tensor) -> Optional[List[Any]]:
+    """The data samples a detector's tensor forward reads: one per image, the input's shape
+    with no resizing (two-stage detectors need them; the others ignore them). None for mmseg."""
+    if scope != 'mmdet':
+        return None
+    from mmdet.structures import DetDataSample
+    shape = tuple(image.shape[-2:])
+    return [DetDataSample(metainfo=dict(img_shape=shape, ori_shape=shape, pad_shape=shape,
+                                        batch_input_shape=shape, scale_factor=(1., 1.)))
+            for _ in range(image.shape[0])]
+
+
+class _WithSamples(nn.Module):
+    """``model(image, data_samples)`` as a module of the image alone, for the jit tracer."""
+
+    def __init__(self, model: nn.Module, data_samples: Optional[List[Any]]) -> None:
+        super().__init__()
+        self.model = model
+        self.data_samples = data_samples
+
+    def forward(self, image: torch.Tensor) -> Any:
+        return self.model(image, self.data_samples)
+
+
+def _hook_count(model: nn.Module, image: torch.Tensor,
+                data_samples: Optional[List[Any]] = None) -> int:
     from mmcv.cnn import get_model_complexity_info
     flops, _ = get_model_complexity_info(
-        model, tuple(image.shape[1:]), input_constructor=lambda _: dict(inputs=image),
+        model, tuple(image.shape[1:]),
+        input_constructor=lambda _: dict(inputs=image, data_samples=data_samples),
         print_per_layer_stat=False, as_strings=False)
     return int(flops)
 
 
-def _jit_count(model: nn.Module, image: torch.Tensor) -> int:
+def _jit_count(model: nn.Module, image: torch.Tensor,
+               data_samples: Optional[List[Any]] = None) -> int:
     from mmengine.analysis import FlopAnalyzer
-    analyzer = FlopAnalyzer(model, (image, ))
+    analyzer = FlopAnalyzer(_WithSamples(model, data_samples), (image, ))
     analyzer.set_op_handle('aten::scaled_dot_product_attention', _sdpa_flop_jit)
     analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
     return int(analyzer.total())
@@ -183,12 +214,15 @@ def model_complexity(config: Union[str, Config, dict],
         hw = (int(shape[0]), int(shape[-1]))
     else:
         raise ValueError(f'shape must be (H, W) or (S,) with positive sizes, got {tuple(shape)}')
-    model = build_model(cfg)
+    with torch.random.fork_rng():  # seeded weights: a detector's proposals are reproducible
+        torch.manual_seed(0)
+        model = build_model(cfg)
     image = torch.randn(1, 3, *hw, generator=torch.Generator().manual_seed(0))
+    data_samples = _data_samples(cfg.default_scope, image)
     flops: Dict[str, int] = {}
     with torch.no_grad():
         for counter in counters:
-            flops[counter] = _COUNTER_FNS[counter](model, image)
+            flops[counter] = _COUNTER_FNS[counter](model, image, data_samples)
     return Complexity(config=name, scope=cfg.default_scope, model_type=type(model).__name__,
                       input_shape=hw, params=sum(p.numel() for p in model.parameters()),
                       hook_flops=flops.get('hook'), jit_flops=flops.get('jit'))

@@ -1,1 +1,2 @@
-"""Tiny datasets the project generates itself, for demos and tests (import the submodules)."""
+"""Tiny datasets the project generates, for demos and tests, and the dataset preflight check
+(import the submodules)."""

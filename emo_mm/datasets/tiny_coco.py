@@ -1,9 +1,10 @@
-"""A tiny, deterministic COCO-format detection dataset of simple shapes.
+"""A tiny, deterministic COCO-format detection and instance-segmentation dataset of shapes.
 
 Each image shows one to three large, non-overlapping shapes (circle, square, triangle), each
 class in its own saturated colour family, on a low-contrast textured grey background, so a
-detector learns it within minutes on a CPU. The layout is COCO 2017's, so a config only
-changes its ``data_root``::
+detector learns it within minutes on a CPU. Every object has its box and its outline as a
+polygon (``segmentation``, exact to the drawn pixels). The layout is COCO 2017's, so a config
+only changes its ``data_root``::
 
     root/annotations/instances_train2017.json   root/train2017/000000.jpg ...
     root/annotations/instances_val2017.json     root/val2017/000000.jpg ...
@@ -61,6 +62,32 @@ def _draw(image: np.ndarray, label: int, box: Box, colour: Tuple[int, ...]) -> B
     return x, y, side, side
 
 
+def _outline(label: int, box: Box, circle_points: int = 64) -> List[float]:
+    """The COCO polygon ``[x1, y1, x2, y2, ...]`` of the shape :func:`_draw` draws in ``box``.
+
+    OpenCV fills the pixels whose centres (``i + 0.5`` in COCO's continuous coordinates) lie in
+    the shape; the polygon is that shape's outline pushed out by half a pixel, so that it covers
+    the filled pixels' area (pycocotools rasterises it back to the drawn pixels, IoU > 0.99).
+    """
+    x, y, side, _ = box
+    if CLASSES[label] == 'square':
+        points = np.array([[x, y], [x + side, y], [x + side, y + side], [x, y + side]], float)
+    elif CLASSES[label] == 'circle':
+        angles = np.arange(circle_points) * 2 * np.pi / circle_points
+        centre, radius = np.array([x, y]) + side // 2 + 0.5, side // 2 + 0.5
+        points = centre + radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    else:  # triangle: pixel-centre corners, scaled about the incentre to move each edge out 0.5
+        corners = np.array([[x + side // 2, y], [x, y + side - 1], [x + side - 1, y + side - 1]],
+                           float) + 0.5
+        edges = np.linalg.norm(corners - np.roll(corners, -1, axis=0), axis=1)  # opposite 2, 0, 1
+        opposite = np.roll(edges, -1)  # the edge opposite each corner
+        incentre = opposite @ corners / opposite.sum()
+        (ax, ay), (bx, by) = corners[1] - corners[0], corners[2] - corners[0]
+        inradius = abs(ax * by - ay * bx) / edges.sum()  # area / semi-perimeter
+        points = incentre + (corners - incentre) * (inradius + 0.5) / inradius
+    return [round(float(v), 2) for v in points.ravel()]
+
+
 def _make_split(root: Path, split: str, num_images: int, image_size: int, seed: int) -> Dict:
     """Writes the images of one split; returns its COCO dict."""
     rng = np.random.RandomState(seed)
@@ -78,9 +105,12 @@ def _make_split(root: Path, split: str, num_images: int, image_size: int, seed: 
             colour = tuple(int(c) for c in np.clip(
                 np.array(CLASS_COLOURS[label]) + rng.randint(-30, 31, size=3), 0, 255))
             bx, by, bw, bh = _draw(image, label, box, colour)
+            # `area` stays the box's: it sorts objects into COCO's size ranges, and the
+            # detection numbers measured before the masks were added depend on it.
             annotations.append(dict(
                 id=len(annotations) + 1, image_id=image_id, category_id=label + 1,
-                bbox=[bx, by, bw, bh], area=bw * bh, iscrowd=0))
+                bbox=[bx, by, bw, bh], area=bw * bh, iscrowd=0,
+                segmentation=[_outline(label, box)]))
         file_name = f'{image_id:06d}.jpg'
         cv2.imwrite(str(root / split / file_name), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
         images.append(dict(id=image_id, file_name=file_name, width=image_size,

@@ -1,3 +1,4 @@
+from .efficientmod import EfficientMod
 from .emo import EMO
 
-__all__ = ['EMO']
+__all__ = ['EMO', 'EfficientMod']

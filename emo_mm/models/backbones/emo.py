@@ -1,16 +1,14 @@
 """EMO backbone (ICCV 2023, "Rethinking Mobile Block for Efficient Attention-based Models")."""
-from collections import OrderedDict
 from numbers import Integral
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-from mmengine.logging import print_log
 from mmengine.model import BaseModule
-from mmengine.runner.checkpoint import CheckpointLoader
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..layers import iRMB, Stem
+from .pretrained import load_pretrained
 
 NUM_STAGES = 5  # stage0 (stem, stride 2) .. stage4 (stride 32)
 STAGE_NORMS = ('bn', 'bn', 'ln', 'ln')
@@ -112,6 +110,10 @@ class EMO(BaseModule):
                          skip=not first, drop_path_rate=rates.pop(0), norm_cfg=norm_cfg))
                 in_channels = channels
             self.add_module(f'stage{i + 1}', nn.ModuleList(blocks))
+        # The convolution weights are channels-last like the activations: their gradients then
+        # come out in the layout DDP's gradient buckets expect (no "grad strides do not match
+        # bucket view strides" copies), and no convolution converts its weight per call.
+        self.to(memory_format=torch.channels_last)
         self._freeze_stages()
 
     # ----------------------------------------------------------------- argument checking
@@ -228,7 +230,7 @@ class EMO(BaseModule):
     def init_weights(self) -> None:
         init_cfg = self.init_cfg
         if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
-            self.load_pretrained(init_cfg['checkpoint'], prefix=init_cfg.get('prefix'))
+            self.load_pretrained(init_cfg.get('checkpoint'), prefix=init_cfg.get('prefix'))
             self._is_init = True
         else:
             super().init_weights()
@@ -237,39 +239,7 @@ class EMO(BaseModule):
         """Loads a checkpoint path or URL in the authors' flat format (or mmengine's).
 
         The classifier's keys (``norm.*``, ``head.*``) are skipped and logged; any other key
-        that does not fit, or a missing one, is an error that names the keys and shapes.
+        that does not fit, or a missing one, is an error that names the keys, shapes and the
+        file read (see :func:`~emo_mm.models.backbones.pretrained.load_pretrained`).
         """
-        loaded = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
-        state = loaded.get('state_dict', loaded.get('model', loaded))
-        if not isinstance(state, dict):
-            raise ValueError(f'{checkpoint} holds no state_dict (got {type(state).__name__})')
-        state = OrderedDict((k[7:] if k.startswith('module.') else k, v) for k, v in state.items())
-        if prefix:
-            prefix = prefix if prefix.endswith('.') else prefix + '.'
-            state = OrderedDict((k[len(prefix):], v) for k, v in state.items()
-                                if k.startswith(prefix))
-        skipped = sorted(k for k in state if k.startswith(CLASSIFIER_PREFIXES))
-        for key in skipped:
-            del state[key]
-        own = self.state_dict()
-        missing = sorted(set(own) - set(state))
-        unexpected = sorted(set(state) - set(own))
-        mismatched = [f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
-                      for k, v in state.items() if k in own and v.shape != own[k].shape]
-        if missing or unexpected or mismatched:
-            problems = []
-            for name, keys in (('missing keys', missing), ('unexpected keys', unexpected),
-                               ('shape mismatches', mismatched)):
-                if keys:
-                    problems.append(f'{len(keys)} {name}: {_abbreviate(keys)}')
-            raise ValueError(f'checkpoint {checkpoint} does not fit this EMO backbone '
-                             f'(is it the checkpoint of another arch?): ' + '; '.join(problems))
-        self.load_state_dict(state, strict=True)
-        print_log(f'EMO: loaded {len(state)} tensors from {checkpoint}'
-                  + (f'; skipped the classifier keys {skipped}' if skipped else ''),
-                  logger='current')
-
-
-def _abbreviate(items: List[str], limit: int = 8) -> str:
-    shown = ', '.join(items[:limit])
-    return shown + (f', ... ({len(items) - limit} more)' if len(items) > limit else '')
+        load_pretrained(self, checkpoint, prefix=prefix, skip_prefixes=CLASSIFIER_PREFIXES)

@@ -268,7 +268,10 @@ class iRMB(nn.Module):
         height, width = x.shape[-2:]
         window = (self.window_size, self.window_size) if self.window_size > 0 else (height, width)
         pad_h, pad_w = -height % window[0], -width % window[1]
-        if pad_h or pad_w:
+        # A trace (ONNX export) pads and crops always, by amounts that may be 0: a Python branch
+        # would freeze the traced size's choice into a graph that takes any size.
+        padded = torch.jit.is_tracing() or bool(pad_h or pad_w)
+        if padded:
             # Zero padding on the right and bottom; padded pixels are attended to, not masked.
             x = F.pad(x, (0, pad_w, 0, pad_h))
         num_tokens = window[0] * window[1]
@@ -280,7 +283,7 @@ class iRMB(nn.Module):
         x = window_reverse(out.permute(0, 3, 1, 2), window)
         # ``v`` runs on the padded map, as in the authors' model, so FLOP counts stay theirs.
         x = self.v(x)
-        return x[:, :, :height, :width] if pad_h or pad_w else x
+        return x[:, :, :height, :width] if padded else x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x

@@ -1,0 +1,13 @@
+# Mask R-CNN-EfficientMod-s (FPN, 1x), COCO: 43.6 box AP / 40.3 mask AP (EfficientMod paper),
+# 32,630,136 parameters.
+_base_ = './_base_efficientmod.py'
+
+# The authors' ImageNet checkpoint (EfficientMod-s, distilled, 81.9% top-1) is on a cloud drive
+# that pip cannot reach. Download it (a timm checkpoint: its `state_dict` is read) from
+#   https://drive.google.com/drive/folders/1rJs8LcWmdTFmj-IJ0cmlVp_MxGfZFsFk
+# to this path, or give its path: --cfg-options model.backbone.init_cfg.checkpoint=PATH
+checkpoint = 'checkpoints/efficientmod_s.pth'
+
+model = dict(
+    backbone=dict(arch='s', drop_path_rate=0.02, init_cfg=dict(checkpoint=checkpoint)),
+    neck=dict(in_channels=[32, 64, 144, 312]))

@@ -1,0 +1,75 @@
+"""Running exported models through the frameworks' own APIs and tools."""
+from pathlib import Path
+from typing import Optional, Union
+
+from mmengine.config import Config, ConfigDict
+
+from .errors import DeployError
+from .export import load_config, task_of
+from .metadata import check_matches_config, read_metadata
+
+WRAPPERS = {'detection': 'OnnxDetector', 'segmentation': 'OnnxSegmentor'}
+
+
+def _register(task: str) -> None:
+    if task == 'detection':
+        from . import detector  # noqa: F401
+    else:
+        from . import segmentor  # noqa: F401
+
+
+def use_onnx_model(cfg: Config, onnx_file: str) -> None:
+    """Makes ``cfg`` (a loaded config) build an onnxruntime-backed model of ``onnx_file``
+    in place of its PyTorch model, for ``tools/test.py CONFIG FILE.onnx``.
+
+    ``cfg.model`` becomes ``OnnxDetector`` / ``OnnxSegmentor`` with the config's
+    ``data_preprocessor`` (and ``test_cfg``), ``cfg.load_from`` becomes ``None``. Raises
+    :class:`DeployError` for a missing or unreadable file, one not exported by
+    ``tools/export_onnx.py``, or one exported from a config whose model differs.
+    """
+    config_name = cfg.filename or 'the config'
+    if cfg.get('launcher', 'none') not in (None, 'none'):
+        raise DeployError('an .onnx model is evaluated in one process: run '
+                          '`python tools/test.py CONFIG FILE.onnx` without --launcher '
+                          '(not tools/dist_test.sh)')
+    task = task_of(cfg, config_name)
+    meta = read_metadata(onnx_file)
+    if meta['task'] != task:
+        raise DeployError(f'{onnx_file!r} holds a {meta["task"]} model but {config_name} is a '
+                          f'{task} config; use the config it was exported from '
+                          f'({meta.get("config")!r})')
+    check_matches_config(meta, cfg.model, onnx_file, config_name)
+    _register(task)
+    wrapper = dict(type=WRAPPERS[task], onnx_file=str(Path(onnx_file).resolve()),
+                   data_preprocessor=cfg.model.get('data_preprocessor'))
+    if task == 'segmentation':
+        wrapper['test_cfg'] = cfg.model.get('test_cfg')
+    cfg.model = ConfigDict(wrapper)
+    cfg.load_from = None
+    # Any process that re-reads the config (a dump of it) imports the wrappers too.
+    imports = list(cfg.get('custom_imports', {}).get('imports', []))
+    if 'emo_mm.deploy' not in imports:
+        cfg.custom_imports = dict(imports=imports + ['emo_mm.deploy'],
+                                  allow_failed_imports=False)
+
+
+def init_onnx_model(config: Union[str, Config], onnx_file: str,
+                    cfg_options: Optional[dict] = None):
+    """An onnxruntime-backed model of ``onnx_file`` for mmdet's ``inference_detector`` /
+    mmseg's ``inference_model`` and the frameworks' visualisers (CPU; CUDA when present).
+
+    ``config``: the config it was exported from (its test pipeline prepares the images).
+    """
+    cfg = load_config(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    use_onnx_model(cfg, onnx_file)
+    from mmengine.registry import init_default_scope
+    init_default_scope(cfg.default_scope)
+    if cfg.default_scope == 'mmdet':
+        from mmdet.registry import MODELS
+    else:
+        from mmseg.registry import MODELS
+    model = MODELS.build(cfg.model)
+    model.cfg = cfg  # the inference APIs read the test pipeline from it
+    return model.eval()

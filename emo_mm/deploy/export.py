@@ -1,0 +1,236 @@
+"""Export an emo-mm (or any mmdet / mmseg) model to one self-contained ``.onnx`` file.
+
+Plain ``torch.onnx.export`` with the TorchScript exporter (``dynamo=False``; it keeps batch,
+height and width symbolic from one example, and handles ``scaled_dot_product_attention`` from
+opset 14), on the inference form of the backbone (``switch_to_deploy``: BatchNorm folded).
+Supported: mmdet single-stage anchor detectors (SSD/SSDLite, RetinaNet) and mmseg
+``EncoderDecoder`` segmentors (DeepLabv3, PSPNet, Semantic FPN, ...).
+"""
+import copy
+import warnings
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple, Union
+
+import torch
+from mmengine.config import Config
+from torch import nn
+
+from .errors import DeployError
+from .graphs import DetectionGraph, SegmentationGraph
+from .metadata import INPUT_CONVENTION, model_fingerprint, write_metadata
+
+DEFAULT_OPSET = 17
+DET_OUTPUTS = ('boxes', 'scores', 'labels', 'batch_index')
+SEG_OUTPUTS = ('seg_logits', 'seg_pred')
+SUPPORTED = ('mmdet single-stage anchor detectors with DeltaXYWHBBoxCoder (SSD/SSDLite, '
+             'RetinaNet) and mmseg EncoderDecoder segmentors (DeepLabv3, PSPNet, Semantic FPN)')
+
+
+def load_config(config: Union[str, Config]) -> Config:
+    """A config file, or a framework's own (``mmdet::ssd/...py``), or a loaded Config."""
+    if isinstance(config, Config):
+        return config
+    if '::' in config:  # a config shipped inside mmdet / mmseg (their .mim/configs)
+        import importlib
+        package, relative = config.split('::', 1)
+        config = str(Path(importlib.import_module(package).__file__).parent / '.mim' /
+                     'configs' / relative)
+    if not Path(config).is_file():
+        raise DeployError(f'config file {config!r} does not exist')
+    return Config.fromfile(config)
+
+
+def task_of(cfg: Config, config_name: str = 'the config') -> str:
+    """``'detection'`` or ``'segmentation'`` for a supported model config; otherwise a
+    :class:`DeployError` naming the family and what is supported."""
+    scope = cfg.get('default_scope')
+    model_type = cfg.get('model', {}).get('type')
+    if scope == 'mmdet':
+        import mmdet.models  # noqa: F401  (registers)
+        from mmdet.models.detectors import SingleStageDetector, TwoStageDetector
+        from mmdet.registry import MODELS
+        cls = MODELS.get(model_type) if isinstance(model_type, str) else None
+        if cls is not None and issubclass(cls, TwoStageDetector):
+            raise DeployError(f'{config_name} is a two-stage detector ({model_type}, e.g. Mask '
+                              f'R-CNN / Faster R-CNN): not supported for ONNX export yet; '
+                              f'supported: {SUPPORTED}')
+        if cls is not None and issubclass(cls, SingleStageDetector):
+            return 'detection'
+    elif scope == 'mmseg':
+        import mmseg.models  # noqa: F401
+        from mmseg.models.segmentors import CascadeEncoderDecoder, EncoderDecoder
+        from mmseg.registry import MODELS
+        cls = MODELS.get(model_type) if isinstance(model_type, str) else None
+        if cls is not None and issubclass(cls, EncoderDecoder) and \
+                not issubclass(cls, CascadeEncoderDecoder):
+            return 'segmentation'
+    raise DeployError(f'{config_name} builds a {model_type!r} model (default_scope '
+                      f'{scope!r}), a family ONNX export does not know; supported: {SUPPORTED}')
+
+
+def _registry(task: str):
+    if task == 'detection':
+        from mmdet.registry import MODELS
+    else:
+        from mmseg.registry import MODELS
+    return MODELS
+
+
+def load_checkpoint_strict(model: nn.Module, checkpoint: str, config_name: str) -> dict:
+    """Loads ``checkpoint`` into ``model``, refusing one whose keys or shapes do not fit;
+    returns the checkpoint's ``meta`` (``{}`` if none)."""
+    from mmengine.runner.checkpoint import _load_checkpoint
+    if not (Path(checkpoint).is_file() or '://' in checkpoint):
+        raise DeployError(f'checkpoint {checkpoint!r} does not exist')
+    try:
+        ckpt = _load_checkpoint(checkpoint, map_location='cpu')
+    except Exception as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DeployError(f'cannot read checkpoint {checkpoint!r}: {reason}') from exc
+    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor)
+                                              for v in state.values()):
+        raise DeployError(f'{checkpoint!r} holds no state_dict of tensors')
+    state = {k[7:] if k.startswith('module.') else k: v for k, v in state.items()}
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [f'{k}: checkpoint {tuple(state[k].shape)}, model {tuple(own[k].shape)}'
+              for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        def some(items):
+            return ', '.join(items[:5]) + (f' (+{len(items) - 5} more)' if len(items) > 5 else '')
+        problems = [f'{len(missing)} missing keys: {some(missing)}' if missing else '',
+                    f'{len(unexpected)} unexpected keys: {some(unexpected)}' if unexpected
+                    else '', f'{len(shapes)} shape mismatches: {some(shapes)}' if shapes else '']
+        raise DeployError(f'checkpoint {checkpoint!r} does not fit {config_name}: ' +
+                          '; '.join(p for p in problems if p) +
+                          '. Use the config the checkpoint was trained with.')
+    model.load_state_dict(state)
+    meta = ckpt.get('meta') if isinstance(ckpt, dict) else None
+    return meta if isinstance(meta, dict) else {}
+
+
+def dataset_meta_of(cfg: Config, checkpoint_meta: dict, task: str) -> Dict[str, Any]:
+    """Class names (and palette): the checkpoint's ``dataset_meta``, else the test dataset's
+    class ``METAINFO`` updated by the config's ``metainfo``."""
+    meta = checkpoint_meta.get('dataset_meta')
+    if not meta:
+        dataset = cfg.get('test_dataloader', {}).get('dataset', {})
+        if task == 'detection':
+            from mmdet.registry import DATASETS
+        else:
+            from mmseg.registry import DATASETS
+        cls = DATASETS.get(dataset.get('type', '')) if dataset.get('type') else None
+        meta = dict(getattr(cls, 'METAINFO', {}) or {})
+        meta.update(dataset.get('metainfo') or {})
+    return {k: [list(x) if isinstance(x, (list, tuple)) else x for x in v]
+            for k, v in meta.items() if k in ('classes', 'palette')}
+
+
+def build_deploy_model(config: Union[str, Config], checkpoint: Optional[str] = None,
+                       deploy_form: bool = True) -> Tuple[Config, str, nn.Module, dict]:
+    """``(cfg, task, model, dataset_meta)``: the config's model in eval mode with the
+    checkpoint's weights (none: PyTorch's default initialisation, no download), its
+    backbone in the inference form when it has one."""
+    config_name = config if isinstance(config, str) else (config.filename or 'the config')
+    cfg = load_config(config)
+    task = task_of(cfg, config_name)
+    from mmengine.registry import init_default_scope
+    init_default_scope(cfg.default_scope)
+    model_cfg = copy.deepcopy(cfg.model)
+    if checkpoint is None:  # no download: the weights are random anyway
+        model_cfg.get('backbone', {}).pop('init_cfg', None)
+    model = _registry(task).build(model_cfg)
+    checkpoint_meta = {}
+    if checkpoint is not None:
+        checkpoint_meta = load_checkpoint_strict(model, checkpoint, config_name)
+    model.eval()
+    if deploy_form and hasattr(model.backbone, 'switch_to_deploy'):
+        model.backbone.switch_to_deploy()
+    return cfg, task, model, dataset_meta_of(cfg, checkpoint_meta, task)
+
+
+def export_onnx(config: Union[str, Config], checkpoint: Optional[str], out: str,
+                shape: Tuple[int, int] = None, opset: int = DEFAULT_OPSET) -> Dict[str, Any]:
+    """Exports the model of ``config`` with ``checkpoint``'s weights to ``out``; returns the
+    metadata stored in the file (see :mod:`emo_mm.deploy.metadata`).
+
+    ``checkpoint=None`` exports PyTorch's default initialisation (for tests and timing).
+    ``shape``: ``(H, W)`` of the example traced (default: 320x320 for detection, the
+    config's crop size or 512x512 for segmentation); the graph takes any size.
+    """
+    if opset < 14:
+        raise DeployError(f'opset {opset} < 14: scaled_dot_product_attention (EMO\'s '
+                          'attention) needs opset >= 14 with the TorchScript exporter')
+    cfg, task, model, dataset_meta = build_deploy_model(config, checkpoint)
+    name = Path(config).name if isinstance(config, str) else Path(cfg.filename or '').name
+    return export_model(cfg, task, model, out, shape=shape, opset=opset,
+                        dataset_meta=dataset_meta, config_name=name,
+                        checkpoint_name=Path(checkpoint).name if checkpoint else None)
+
+
+def export_model(cfg: Config, task: str, model: nn.Module, out: str,
+                 shape: Tuple[int, int] = None, opset: int = DEFAULT_OPSET,
+                 dataset_meta: Optional[dict] = None, config_name: Optional[str] = None,
+                 checkpoint_name: Optional[str] = None) -> Dict[str, Any]:
+    """Exports an eval-mode ``model`` built from ``cfg`` (its backbone switched to the
+    deploy form here if it is not yet); see :func:`export_onnx`."""
+    model.eval()
+    if hasattr(model.backbone, 'switch_to_deploy') and not getattr(model.backbone, 'deployed',
+                                                                   True):
+        model.backbone.switch_to_deploy()
+    if task == 'detection':
+        head = model.bbox_head
+        coder = type(getattr(head, 'bbox_coder', None)).__name__
+        if not hasattr(head, 'prior_generator') or coder != 'DeltaXYWHBBoxCoder' or \
+                not hasattr(head.prior_generator, 'base_anchors'):
+            raise DeployError(f'{type(head).__name__} (box coder {coder}) is not supported '
+                              f'for ONNX export; supported: {SUPPORTED}')
+        graph, outputs = DetectionGraph(model), DET_OUTPUTS
+        default_shape = (320, 320)
+    else:
+        graph, outputs = SegmentationGraph(model), SEG_OUTPUTS
+        size = cfg.model.get('data_preprocessor', {}).get('size') or (512, 512)
+        default_shape = tuple(size)
+    shape = tuple(shape or default_shape)
+    example = torch.randn(1, 3, *shape, generator=torch.Generator().manual_seed(0))
+    graph.eval()
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    dynamic = {'input': {0: 'batch', 2: 'height', 3: 'width'}}
+    for name in outputs:
+        dynamic[name] = {0: 'detections' if task == 'detection' else 'batch'}
+    if task == 'segmentation':
+        dynamic['seg_logits'].update({2: 'height', 3: 'width'})
+        dynamic['seg_pred'].update({1: 'height', 2: 'width'})
+    with warnings.catch_warnings(), torch.no_grad():
+        # Tracer warnings name Python-level decisions; those left are on static values
+        # (channel counts, asserts), while sizes stay symbolic (the tests run other sizes).
+        warnings.filterwarnings('ignore', category=torch.jit.TracerWarning)
+        warnings.filterwarnings('ignore', message='.*onnx.*', category=UserWarning)
+        warnings.filterwarnings('ignore', category=DeprecationWarning)
+        torch.onnx.export(graph, (example,), str(out), input_names=['input'],
+                          output_names=list(outputs), dynamic_axes=dynamic,
+                          opset_version=opset, dynamo=False, do_constant_folding=True)
+    preprocessor = cfg.model.get('data_preprocessor', {})
+    meta = dict(
+        task=task, family=cfg.model.type,
+        config=config_name, checkpoint=checkpoint_name,
+        input=dict(convention=INPUT_CONVENTION, name='input', dtype='float32',
+                   layout='NCHW', channels='RGB' if preprocessor.get('bgr_to_rgb') else 'BGR',
+                   mean=list(preprocessor.get('mean') or [0, 0, 0]),
+                   std=list(preprocessor.get('std') or [1, 1, 1]),
+                   normalised_in_graph=False),
+        outputs=list(outputs), model=model_fingerprint(cfg.model),
+        dataset_meta=dataset_meta or {},
+        opset=opset, shape=list(shape),
+        deploy_form=bool(getattr(model.backbone, 'deployed', False)))
+    if task == 'detection':
+        meta.update(num_classes=graph.num_classes, max_per_img=graph.max_per_img)
+    else:
+        meta.update(num_classes=model.decode_head.num_classes,
+                    out_channels=model.decode_head.out_channels,
+                    align_corners=graph.align_corners,
+                    threshold=getattr(model.decode_head, 'threshold', None))
+    write_metadata(str(out), meta)
+    return meta

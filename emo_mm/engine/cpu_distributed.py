@@ -1,0 +1,77 @@
+"""Runs mmengine's Runner without a GPU, in one or several processes.
+
+* several processes talk over gloo; the process group is opened here, because mmengine's
+  ``init_dist`` calls ``torch.cuda.set_device`` (which fails on a CPU build), and mmengine then
+  uses it as is;
+* DDP gets ``device_ids=None`` (mmengine passes the local rank, which DDP refuses for a CPU
+  module);
+* SyncBN, which needs GPUs, becomes BN, with a warning.
+
+GPU runs are left to mmengine unchanged.
+"""
+import datetime
+import logging
+import os
+from typing import Any, List
+
+import torch
+import torch.distributed as torch_dist
+from mmengine.config import Config, ConfigDict
+from mmengine.logging import print_log
+
+from ..config_options import ConfigError
+
+SYNC_BN_TYPES = ('SyncBN', 'MMSyncBN')
+TORCHRUN_VARIABLES = ('RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
+
+
+def _replace_sync_bn(cfg: Any, key: str = 'model') -> List[str]:
+    """Turns every SyncBN norm config under ``cfg`` into BN, in place; returns their keys."""
+    found: List[str] = []
+    if isinstance(cfg, dict):
+        if cfg.get('type') in SYNC_BN_TYPES:
+            cfg['type'] = 'BN'
+            found.append(key)
+        for name, value in cfg.items():
+            found += _replace_sync_bn(value, f'{key}.{name}')
+    elif isinstance(cfg, (list, tuple)):
+        for i, value in enumerate(cfg):
+            found += _replace_sync_bn(value, f'{key}[{i}]')
+    return found
+
+
+def adapt_to_cpu(cfg: Config) -> None:
+    """Without a GPU: SyncBN -> BN (with a warning), gloo, and DDP without ``device_ids``."""
+    if torch.cuda.is_available():
+        return
+    replaced = _replace_sync_bn(cfg.model)
+    if cfg.pop('sync_bn', None) is not None:
+        replaced.append('sync_bn')
+    if replaced:
+        print_log(f'No GPU: SyncBN needs GPUs, so plain BN is used instead (in each process; '
+                  f'batch statistics are not synchronised) at {", ".join(replaced)}',
+                  logger='current', level=logging.WARNING)
+    if cfg.launcher != 'none':
+        cfg.setdefault('env_cfg', ConfigDict()).setdefault('dist_cfg', ConfigDict())
+        cfg.env_cfg.dist_cfg.backend = 'gloo'
+        wrapper = cfg.get('model_wrapper_cfg') or ConfigDict(
+            type='MMDistributedDataParallel', broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+        wrapper.device_ids = None
+        cfg.model_wrapper_cfg = wrapper
+
+
+def init_cpu_distributed(cfg: Config) -> None:
+    """Opens the gloo process group of a CPU run launched by ``torch.distributed.run``."""
+    if cfg.launcher == 'none' or torch.cuda.is_available() or torch_dist.is_initialized():
+        return
+    if cfg.launcher != 'pytorch':
+        raise ConfigError(f'without a GPU, several processes run with --launcher pytorch '
+                         f'(tools/dist_train.sh, tools/dist_test.sh), not {cfg.launcher!r}')
+    for var in TORCHRUN_VARIABLES:
+        if var not in os.environ:
+            raise ConfigError(f'--launcher pytorch expects torch.distributed.run\'s environment '
+                               f'({var} is unset); start it with tools/dist_train.sh')
+    timeout = cfg.env_cfg.dist_cfg.get('timeout')
+    kwargs = {} if timeout is None else dict(timeout=datetime.timedelta(seconds=timeout))
+    torch_dist.init_process_group(backend='gloo', **kwargs)

@@ -1,0 +1,353 @@
+"""ONNX export and onnxruntime inference (``emo_mm.deploy``, ``tools/export_onnx.py``).
+
+* the graph pieces against mmdet / torch (anchors, traceable adaptive pooling, EMO's window
+  padding traced at a size that needs none);
+* every family (SSDLite, RetinaNet, DeepLabv3, PSPNet) exports and runs at two sizes unlike the
+  traced one, matching the PyTorch model;
+* tiny models trained here: ``tools/test.py CONFIG x.onnx`` gives the metrics of ``x.pth``, and
+  the inference APIs give the same boxes / label maps on real photos of odd sizes;
+* bad input: clear errors naming the problem.
+"""
+import copy
+import re
+from pathlib import Path
+from typing import Dict, List
+
+import mmcv
+import pytest
+import torch
+from mmengine.config import Config
+
+from conftest import CONFIGS, REPO, assert_close, python_tool, run_tool
+
+import emo_mm  # noqa: F401
+from emo_mm.datasets.tiny_ade import make_tiny_ade
+from emo_mm.datasets.tiny_coco import make_tiny_coco
+from emo_mm.deploy import DeployError, export_onnx, init_onnx_model, use_onnx_model
+from emo_mm.deploy.export import build_deploy_model, export_model
+from emo_mm.deploy.graphs import DetectionGraph, TraceableAdaptiveAvgPool2d
+from emo_mm.deploy.session import create_session
+
+PHOTOS = sorted((REPO / 'demo').glob('*.jpg'))
+# Odd sizes: not multiples of EMO's windows (7) nor of the strides (32).
+CROPS = [(301, 457), (333, 250)]
+SSD_TINY = CONFIGS / 'ssdlite' / 'emo_1m_tiny.py'
+DL_TINY = CONFIGS / 'deeplabv3' / 'emo_1m_tiny.py'
+
+
+def metric(output: str, name: str) -> float:
+    """The last ``name: value`` of a tools/test.py log (``coco/bbox_mAP``, ``mIoU``)."""
+    values = re.findall(rf'{re.escape(name)}: (-?[\d.]+)', output)
+    assert values, f'no {name} in:\n{output[-3000:]}'
+    return float(values[-1])
+
+
+def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``(n, 4) x (m, 4) -> (n, m)`` IoU of corner boxes."""
+    lt = torch.maximum(a[:, None, :2], b[None, :, :2])
+    rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = (rb - lt).clamp(min=0).prod(-1)
+    area = lambda x: (x[:, 2:] - x[:, :2]).prod(-1)  # noqa: E731
+    return inter / (area(a)[:, None] + area(b)[None, :] - inter).clamp(min=1e-9)
+
+
+def unmatched(found, expected, top: int, score_atol: float = 1e-3) -> List[int]:
+    """Indices among the ``top`` best of ``expected`` (InstanceData) without a box in ``found``
+    of the same label, IoU > 0.95 and a score within ``score_atol``."""
+    order = expected.scores.argsort(descending=True)[:top]
+    if len(found) == 0:
+        return order.tolist()
+    iou = box_iou(expected.bboxes[order].float(), found.bboxes.float())
+    same = (expected.labels[order, None] == found.labels[None, :]) & (iou > 0.95) & \
+        ((expected.scores[order, None] - found.scores[None, :]).abs() <= score_atol)
+    return [int(i) for i, ok in zip(order, same.any(1)) if not ok]
+
+
+def odd_photos(tmp_path: Path) -> List[Path]:
+    """The demo photos cropped to odd sizes, saved as files (the APIs' usual input)."""
+    paths = []
+    for photo, (h, w) in zip(PHOTOS, CROPS * 2):
+        path = tmp_path / f'{photo.stem}_{h}x{w}.png'  # lossless: both runs read one image
+        mmcv.imwrite(mmcv.imread(str(photo))[:h, :w], str(path))
+        paths.append(path)
+    return paths
+
+
+# ------------------------------------------------------------------------- graph pieces
+@pytest.mark.parametrize('family', ['ssdlite', 'retinanet'])
+def test_anchor_grid_matches_mmdets_prior_generator(family):
+    _, _, model, _ = build_deploy_model(str(CONFIGS / family / 'emo_1m.py'))
+    graph = DetectionGraph(model)
+    generator = model.bbox_head.prior_generator
+    for level in range(generator.num_levels):
+        for h, w in [(3, 5), (11, 7)]:
+            expected = generator.single_level_grid_priors((h, w), level, device='cpu')
+            actual = graph.anchors(level, torch.tensor(h), torch.tensor(w))
+            assert torch.allclose(actual, expected, rtol=0, atol=1e-4), (level, h, w)
+
+
+@pytest.mark.parametrize('size', [(13, 17), (6, 6), (25, 9)])
+def test_traceable_adaptive_pool_is_torchs(size):
+    x = torch.randn(2, 5, *size, dtype=torch.float64)
+    for bins in [(1, 1), (2, 2), (3, 3), (6, 6), (4, 2)]:
+        expected = torch.nn.functional.adaptive_avg_pool2d(x, bins)
+        assert_close(TraceableAdaptiveAvgPool2d(bins)(x), expected, f'pool {bins} on {size}')
+
+
+def test_emo_traced_without_padding_runs_where_windows_need_it(tmp_path):
+    """Traced at 224x224 (stride-16/32 maps 14/7: no window padding), the graph still pads
+    at sizes that need it: the padding is not frozen by the trace."""
+    from emo_mm import EMO
+    model = EMO(arch='1m', out_indices=(3, 4), window_size=7).eval().switch_to_deploy()
+    path = tmp_path / 'emo.onnx'
+    with torch.no_grad():
+        torch.onnx.export(model, (torch.randn(1, 3, 224, 224),), str(path), opset_version=17,
+                          dynamo=False, input_names=['input'],
+                          dynamic_axes={'input': {0: 'batch', 2: 'height', 3: 'width'}})
+    session = create_session(str(path))
+    for shape in [(1, 3, 224, 224), (2, 3, 333, 417)]:
+        x = torch.randn(*shape)
+        with torch.no_grad():
+            expected = model(x)
+        actual = [torch.from_numpy(o) for o in session.run(None, {'input': x.numpy()})]
+        assert_close(actual, expected, f'EMO-1M at {shape[2:]}')
+
+
+# ------------------------------------------------------------- every family, two sizes
+FAMILIES = ['ssdlite', 'retinanet', 'deeplabv3', 'pspnet']
+# Scales of the classification branch giving scores between ~0.3 and ~0.7.
+CLS_SCALE = {'ssdlite': 4., 'retinanet': 0.8}
+
+
+@pytest.mark.parametrize('family', FAMILIES)
+def test_family_exports_and_runs_at_two_sizes(family, tmp_path):
+    """Random weights, exported at 256x320 and run at two other sizes (one with batch 2),
+    against the PyTorch model in its default (BatchNorm) form. Detection heads get spread-out
+    weights: at PyTorch's default init every score sits near the prior (none passes SSD's
+    score_thr, and near-equal scores tie)."""
+    cfg = Config.fromfile(str(CONFIGS / family / 'emo_1m.py'))
+    cfg.model.backbone.init_cfg = None
+    torch.manual_seed(0)
+    _, task, model, _ = build_deploy_model(cfg, deploy_form=False)
+    if task == 'detection':
+        with torch.no_grad():
+            for name, param in model.bbox_head.named_parameters():
+                if 'cls' in name:
+                    param.mul_(CLS_SCALE[family])
+    onnx_file = tmp_path / f'{family}.onnx'
+    meta = export_model(cfg, task, copy.deepcopy(model), str(onnx_file), shape=(256, 320))
+    assert meta['task'] == task and meta['deploy_form']
+    session = create_session(str(onnx_file))
+    for shape in [(1, 3, 333, 417), (2, 3, 200, 288)]:
+        x = torch.randn(*shape, generator=torch.Generator().manual_seed(1))
+        outputs = session.run(None, {'input': x.numpy()})
+        if task == 'segmentation':
+            logits, pred = map(torch.from_numpy, outputs)
+            with torch.no_grad():
+                expected = model.inference(x, [dict(img_shape=shape[2:], pad_shape=shape[2:],
+                                                    ori_shape=shape[2:])] * shape[0])
+            assert logits.shape == (shape[0], 150, *shape[2:]) and pred.shape == logits[:, 0].shape
+            assert_close(logits, expected, f'{family} logits at {shape}')
+            agree = (pred == expected.argmax(1)).float().mean().item()
+            assert agree >= 0.999, f'label maps agree on {agree:.4%} of pixels'
+        else:
+            from mmdet.structures import DetDataSample
+            from mmengine.structures import InstanceData
+            boxes, scores, labels, image = map(torch.from_numpy, outputs)
+            assert boxes.shape[1] == 4 and len(boxes) == len(scores) == len(labels) == len(image)
+            assert set(image.tolist()) <= set(range(shape[0]))
+            samples = [DetDataSample(metainfo=dict(img_shape=shape[2:], ori_shape=shape[2:],
+                                                   scale_factor=(1., 1.)))
+                       for _ in range(shape[0])]
+            with torch.no_grad():
+                expected = model.predict(x, samples, rescale=False)
+            for i, sample in enumerate(expected):
+                ref = sample.pred_instances
+                ours = InstanceData(bboxes=boxes[image == i], scores=scores[image == i],
+                                    labels=labels[image == i])
+                assert len(ref) > 0 and len(ours) == len(ref), (len(ours), len(ref))
+                # Sorted scores agree even where near-equal scores of random weights tie.
+                assert_close(ours.scores.sort().values, ref.scores.sort().values,
+                             f'{family} scores at {shape}')
+                missing = unmatched(ours, ref, top=len(ref), score_atol=1e-4)
+                assert len(missing) <= 0.05 * len(ref), f'{len(missing)} of {len(ref)} boxes'
+
+
+# ------------------------------------------------------- tiny models trained here, parity
+# Data loading in the main process: worker processes cost more than they save on tiny sets.
+IN_PROCESS_LOADERS = [f'{loader}_dataloader.{key}' for loader in ('train', 'val', 'test')
+                      for key in ('num_workers=0', 'persistent_workers=False')]
+def train(config: Path, cwd: Path, work: str, options: List[str]) -> Path:
+    output = run_tool(python_tool('train.py', config, '--work-dir', work, '--cfg-options',
+                                  *options), cwd=cwd)
+    assert 'nan' not in output.split('Epoch(train)')[-1].split('loss:')[-1][:40]
+    return max((cwd / work).glob('*.pth'), key=lambda p: p.stat().st_mtime)
+
+
+@pytest.fixture(scope='module')
+def ssd_run(tmp_path_factory) -> Dict[str, Path]:
+    """SSDLite-EMO-1M on 16 tiny images, 24 iterations; exported; tested as .pth and .onnx."""
+    cwd = tmp_path_factory.mktemp('deploy_ssd')
+    make_tiny_coco(cwd / 'data' / 'tiny_coco', num_train=16, num_val=8, image_size=160)
+    checkpoint = train(SSD_TINY, cwd, 'work', [
+        'train_dataloader.dataset.times=1', *IN_PROCESS_LOADERS, 'train_cfg.max_epochs=6',
+        'train_cfg.val_interval=100',
+        'default_hooks.checkpoint.interval=6', 'optim_wrapper.optimizer.lr=0.004'])
+    onnx_file = cwd / 'ssd.onnx'
+    output = run_tool(python_tool('export_onnx.py', SSD_TINY, checkpoint, '--out', onnx_file),
+                      cwd=cwd)
+    assert 'outputs: boxes, scores, labels, batch_index' in output
+    options = ['--cfg-options', *IN_PROCESS_LOADERS[-2:]]
+    pth = run_tool(python_tool('test.py', SSD_TINY, checkpoint, '--work-dir', 'pth', *options),
+                   cwd=cwd)
+    onnx = run_tool(python_tool('test.py', SSD_TINY, onnx_file, '--work-dir', 'onnx', *options),
+                    cwd=cwd)
+    return dict(cwd=cwd, checkpoint=checkpoint, onnx=onnx_file, pth_log=pth, onnx_log=onnx)
+
+
+@pytest.fixture(scope='module')
+def seg_run(tmp_path_factory) -> Dict[str, Path]:
+    """DeepLabv3-EMO-1M on the tiny ADE20K set, 16 iterations; exported; tested both ways."""
+    cwd = tmp_path_factory.mktemp('deploy_seg')
+    make_tiny_ade(cwd / 'data' / 'tiny_ade', num_train=8, num_val=4)
+    checkpoint = train(DL_TINY, cwd, 'work', [
+        *IN_PROCESS_LOADERS, 'train_cfg.max_iters=16', 'train_cfg.val_interval=100',
+        'default_hooks.checkpoint.interval=16'])
+    onnx_file = cwd / 'seg.onnx'
+    run_tool(python_tool('export_onnx.py', DL_TINY, checkpoint, '--out', onnx_file), cwd=cwd)
+    options = ['--cfg-options', *IN_PROCESS_LOADERS[-2:]]
+    pth = run_tool(python_tool('test.py', DL_TINY, checkpoint, '--work-dir', 'pth', *options),
+                   cwd=cwd)
+    onnx = run_tool(python_tool('test.py', DL_TINY, onnx_file, '--work-dir', 'onnx', *options),
+                    cwd=cwd)
+    return dict(cwd=cwd, checkpoint=checkpoint, onnx=onnx_file, pth_log=pth, onnx_log=onnx)
+
+
+def test_onnx_detector_evaluates_to_the_checkpoints_map(ssd_run):
+    pth, onnx = (metric(ssd_run[k], 'coco/bbox_mAP') for k in ('pth_log', 'onnx_log'))
+    print(f'bbox mAP: .pth {pth:.3f}, .onnx {onnx:.3f}')
+    assert metric(ssd_run['pth_log'], 'coco/bbox_mAP_50') > 0  # not a trivial model
+    assert abs(pth - onnx) <= 0.005
+    for key in ('bbox_mAP_50', 'bbox_mAP_75'):
+        assert abs(metric(ssd_run['pth_log'], f'coco/{key}') -
+                   metric(ssd_run['onnx_log'], f'coco/{key}')) <= 0.005
+
+
+def test_onnx_segmentor_evaluates_to_the_checkpoints_miou(seg_run):
+    pth, onnx = (metric(seg_run[k], 'mIoU') for k in ('pth_log', 'onnx_log'))
+    print(f'mIoU: .pth {pth:.2f}, .onnx {onnx:.2f}')
+    assert pth > 0
+    assert abs(pth - onnx) <= 0.3
+
+
+def test_onnx_detector_in_mmdets_apis_on_odd_sized_photos(ssd_run, tmp_path):
+    from mmdet.apis import inference_detector, init_detector
+    from mmdet.visualization import DetLocalVisualizer
+    config = str(SSD_TINY)
+    ours = init_onnx_model(config, str(ssd_run['onnx']))
+    theirs = init_detector(config, str(ssd_run['checkpoint']), device='cpu')
+    assert ours.dataset_meta['classes'] == theirs.dataset_meta['classes']
+    compared = 0
+    for path in odd_photos(tmp_path):
+        result = inference_detector(ours, str(path))
+        expected = inference_detector(theirs, str(path))
+        h, w = mmcv.imread(str(path)).shape[:2]
+        assert result.metainfo['ori_shape'] == (h, w)
+        found, ref = result.pred_instances, expected.pred_instances
+        boxes = found.bboxes
+        assert (boxes[:, 0::2] <= w + 1e-3).all() and (boxes[:, 1::2] <= h + 1e-3).all()
+        # The best 100 of up to 200 boxes: none sits at the max_per_img cut.
+        assert not unmatched(found, ref, top=100), path.name
+        assert not unmatched(ref, found, top=100), path.name
+        compared += min(100, len(ref))
+    assert compared > 0, 'no detections on any photo: nothing was compared'
+    visualizer = DetLocalVisualizer(name='deploy_det', save_dir=str(tmp_path))
+    visualizer.dataset_meta = ours.dataset_meta
+    visualizer.add_datasample('photo', mmcv.imread(str(path), channel_order='rgb'), result,
+                              draw_gt=False, out_file=str(tmp_path / 'vis.jpg'))
+    assert (tmp_path / 'vis.jpg').stat().st_size > 0
+
+
+def test_onnx_segmentor_in_mmsegs_apis_on_odd_sized_photos(seg_run, tmp_path):
+    from mmseg.apis import inference_model, init_model
+    from mmseg.visualization import SegLocalVisualizer
+    config = str(DL_TINY)
+    ours = init_onnx_model(config, str(seg_run['onnx']))
+    theirs = init_model(config, str(seg_run['checkpoint']), device='cpu')
+    assert ours.dataset_meta['classes'] == theirs.dataset_meta['classes']
+    for path in odd_photos(tmp_path):
+        result = inference_model(ours, str(path))
+        expected = inference_model(theirs, str(path))
+        h, w = mmcv.imread(str(path)).shape[:2]
+        pred, ref = result.pred_sem_seg.data, expected.pred_sem_seg.data
+        assert pred.shape == ref.shape == (1, h, w)
+        agree = (pred == ref).float().mean().item()
+        assert agree >= 0.999, f'{path.name}: label maps agree on {agree:.4%} of pixels'
+        assert_close(result.seg_logits.data, expected.seg_logits.data, path.name, rtol=1e-4)
+    visualizer = SegLocalVisualizer(name='deploy_seg', save_dir=str(tmp_path))
+    visualizer.dataset_meta = ours.dataset_meta
+    visualizer.add_datasample('photo', mmcv.imread(str(path), channel_order='rgb'), result,
+                              draw_gt=False, out_file=str(tmp_path / 'vis.jpg'))
+    assert (tmp_path / 'vis.jpg').stat().st_size > 0
+
+
+def test_onnx_file_records_its_input_convention_and_classes(ssd_run):
+    from emo_mm.deploy.metadata import read_metadata
+    meta = read_metadata(str(ssd_run['onnx']))
+    cfg = Config.fromfile(str(SSD_TINY))
+    assert meta['task'] == 'detection' and meta['family'] == 'SingleStageDetector'
+    assert meta['input']['mean'] == list(cfg.model.data_preprocessor.mean)
+    assert meta['input']['std'] == list(cfg.model.data_preprocessor.std)
+    assert meta['input']['channels'] == 'RGB' and not meta['input']['normalised_in_graph']
+    assert tuple(meta['dataset_meta']['classes']) == cfg.metainfo['classes']
+    inputs = meta['session'].get_inputs()
+    assert [i.name for i in inputs] == ['input']
+    assert inputs[0].shape[0] == 'batch' and inputs[0].shape[2:] == ['height', 'width']
+
+
+# ------------------------------------------------------------------------------ bad input
+def test_checkpoint_that_does_not_fit_the_config(ssd_run):
+    output = run_tool(python_tool('export_onnx.py', CONFIGS / 'ssdlite' / 'emo_5m.py',
+                                  ssd_run['checkpoint'], '--out', 'x.onnx'),
+                      cwd=ssd_run['cwd'], expect_ok=False)
+    assert 'does not fit' in output and 'shape mismatches' in output and 'Traceback' not in output
+    output = run_tool(python_tool('export_onnx.py', SSD_TINY, 'missing.pth', '--out', 'x.onnx'),
+                      cwd=ssd_run['cwd'], expect_ok=False)
+    assert "checkpoint 'missing.pth' does not exist" in output
+
+
+def test_unknown_or_unsupported_family_is_named(tmp_path):
+    two_stage = tmp_path / 'faster_rcnn.py'
+    two_stage.write_text("_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'\n")
+    with pytest.raises(DeployError, match='two-stage detector.*not supported.*SSD'):
+        export_onnx(str(two_stage), None, str(tmp_path / 'x.onnx'))
+    classifier = Config(dict(default_scope='mmpretrain', model=dict(type='ImageClassifier')))
+    with pytest.raises(DeployError, match="'ImageClassifier'.*does not know; supported"):
+        export_onnx(classifier, None, str(tmp_path / 'x.onnx'))
+
+
+def test_missing_corrupt_or_foreign_onnx_is_refused(tmp_path):
+    cfg = Config.fromfile(str(SSD_TINY))
+    with pytest.raises(DeployError, match='does not exist; export one'):
+        use_onnx_model(cfg, str(tmp_path / 'missing.onnx'))
+    corrupt = tmp_path / 'corrupt.onnx'
+    corrupt.write_bytes(b'not a protobuf' * 10)
+    with pytest.raises(DeployError, match='not a loadable ONNX model'):
+        use_onnx_model(cfg, str(corrupt))
+    foreign = tmp_path / 'foreign.onnx'
+    torch.onnx.export(torch.nn.Conv2d(3, 3, 1), (torch.randn(1, 3, 8, 8),), str(foreign),
+                      dynamo=False)
+    with pytest.raises(DeployError, match='not one exported by tools/export_onnx.py'):
+        use_onnx_model(cfg, str(foreign))
+
+
+def test_onnx_from_another_config_is_refused(ssd_run, seg_run):
+    other = Config.fromfile(str(CONFIGS / 'ssdlite' / 'emo_1m.py'))  # 80 classes, not 3
+    with pytest.raises(DeployError, match=r'different config.*bbox_head.num_classes: '
+                       r'exported 3, config 80'):
+        use_onnx_model(other, str(ssd_run['onnx']))
+    with pytest.raises(DeployError, match='segmentation model but .* detection config'):
+        use_onnx_model(Config.fromfile(str(SSD_TINY)), str(seg_run['onnx']))
+    output = run_tool(python_tool('test.py', CONFIGS / 'ssdlite' / 'emo_5m.py', ssd_run['onnx']),
+                      cwd=ssd_run['cwd'], expect_ok=False)
+    assert 'different config' in output and 'export_onnx.py' in output

@@ -1,0 +1,52 @@
+"""Export a trained detector (mmdet config) or segmentor (mmseg config) to one ``.onnx`` file.
+
+    python tools/export_onnx.py CONFIG CHECKPOINT --out FILE.onnx [--shape H W] [--opset N]
+
+Detection graphs end in boxes, scores and labels after non-maximum suppression; segmentation
+graphs in per-pixel logits and the class map at the input size. Input: the config's
+preprocessed batch (float32 NCHW, RGB, normalised by its mean/std), any batch/height/width.
+Evaluate the file with ``python tools/test.py CONFIG FILE.onnx``.
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a checkout, uninstalled
+
+from emo_mm.deploy import DeployError, export_onnx  # noqa: E402
+from emo_mm.deploy.export import DEFAULT_OPSET  # noqa: E402
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Export an mmdet / mmseg model to ONNX '
+                                     '(TorchScript exporter, BatchNorm folded, NMS in the graph)')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint file (.pth) of that config')
+    parser.add_argument('--out', required=True, help='the .onnx file to write')
+    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
+                        help='size of the example traced (default: 320x320 for detection, the '
+                        'crop size or 512x512 for segmentation); the graph takes any size')
+    parser.add_argument('--opset', type=int, default=DEFAULT_OPSET,
+                        help=f'ONNX opset, >= 14 (default {DEFAULT_OPSET})')
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    start = time.perf_counter()
+    try:
+        meta = export_onnx(args.config, args.checkpoint, args.out, shape=args.shape,
+                           opset=args.opset)
+    except DeployError as exc:
+        sys.exit(f'error: {exc}')
+    size = Path(args.out).stat().st_size / 2**20
+    print(f'wrote {args.out} ({size:.1f} MiB, {meta["task"]}, {meta["family"]}, opset '
+          f'{meta["opset"]}, traced at {meta["shape"][0]}x{meta["shape"][1]}) in '
+          f'{time.perf_counter() - start:.1f} s\ninput "input": {meta["input"]["convention"]}; '
+          f'mean {meta["input"]["mean"]}, std {meta["input"]["std"]}\n'
+          f'outputs: {", ".join(meta["outputs"])}')
+
+
+if __name__ == '__main__':
+    main()
