@@ -90,3 +90,21 @@ def load_tool(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def build_detector(cfg) -> torch.nn.Module:
+    """The detector of an mmdet config without its ImageNet checkpoint (no download, no init)."""
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    cfg.model.backbone.init_cfg = None
+    return MODELS.build(cfg.model)
+
+
+def build_segmentor(cfg) -> torch.nn.Module:
+    """The segmentor of an mmseg config without its ImageNet checkpoint (no download, no init)."""
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    init_default_scope('mmseg')
+    cfg.model.backbone.init_cfg = None
+    return MODELS.build(cfg.model)

@@ -11,7 +11,7 @@ from typing import Dict
 import mmcv
 import pytest
 import torch
-from conftest import REPO, TOOLS, free_port, run_tool
+from conftest import REPO, TOOLS, build_detector, free_port, run_tool
 from mmengine.config import Config
 
 import emo_mm  # noqa: F401
@@ -33,15 +33,6 @@ CKPT_URL = 'https://github.com/zhangzjn/EMO/raw/main/resources/EMO_{}/net.pth'
 
 def config(family: str, arch: str) -> Config:
     return Config.fromfile(str(REPO / 'configs' / family / f'emo_{arch}.py'))
-
-
-def build_detector(cfg: Config) -> torch.nn.Module:
-    """The model of ``cfg`` without downloading its ImageNet checkpoint (no init at all)."""
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-    register_all_modules(init_default_scope=False)
-    cfg.model.backbone.init_cfg = None
-    return MODELS.build(cfg.model)
 
 
 def coco_metrics(output: str, phase: str) -> Dict[str, float]:
@@ -249,14 +240,14 @@ def test_retinanet_trains_one_iteration_and_tests(tiny_coco_cwd):
 @pytest.fixture(scope='module')
 def ssdlite_dist_run(tiny_coco_cwd) -> Path:
     """tools/dist_train.sh with 2 CPU processes: 2 epochs of 1 iteration each, validation at the
-    end; each rank saves its final weights (tests/replica_weights_hook.py)."""
+    end; each rank saves its final weights (tests/rank_weights_hook.py)."""
     work = tiny_coco_cwd / 'ssdlite_dist'
     work.mkdir()
     (work / 'config.py').write_text(
         f"_base_ = '{TINY['ssdlite']}'\n"
-        "custom_imports = dict(imports=['emo_mm', 'replica_weights_hook'], "
+        "custom_imports = dict(imports=['emo_mm', 'rank_weights_hook'], "
         "allow_failed_imports=False)\n"
-        "custom_hooks = [dict(type='NumClassCheckHook'), dict(type='SaveReplicaWeightsHook')]\n")
+        "custom_hooks = [dict(type='NumClassCheckHook'), dict(type='SaveRankWeightsHook')]\n")
     output = run_tool(
         [str(TOOLS / 'dist_train.sh'), str(work / 'config.py'), '2', '--work-dir', str(work),
          '--cfg-options', 'train_dataloader.batch_size=2', 'train_dataloader.dataset.times=1',
@@ -272,7 +263,7 @@ def test_dist_train_on_cpu_keeps_replicas_identical(ssdlite_dist_run):
     assert "'backend': 'gloo'" in output or "backend='gloo'" in output
     assert 'Epoch(train) [2][1/1]' in output
     coco_metrics(output, 'val')  # SSDLite validation during training works (SSDHead fix)
-    rank0, rank1 = (torch.load(ssdlite_dist_run / f'replica_rank{r}.pth') for r in (0, 1))
+    rank0, rank1 = (torch.load(ssdlite_dist_run / f'state_rank{r}.pth') for r in (0, 1))
     assert rank0.keys() == rank1.keys()
     model = build_detector(Config.fromfile(str(TINY['ssdlite'])))
     params = dict(model.named_parameters())

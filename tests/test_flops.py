@@ -92,5 +92,5 @@ def test_an_ad_hoc_config_dict_and_bad_arguments():
         model_complexity(det, counters=('fvcore', ))
     with pytest.raises(ValueError, match=r'shape must be \(H, W\)'):
         model_complexity(det, shape=(0, 320))
-    with pytest.raises(ValueError, match=r"handles \['mmdet', 'mmseg'\] configs"):
+    with pytest.raises(ValueError, match=r"serves \['mmdet', 'mmseg'\] configs"):
         model_complexity(dict(det.to_dict(), default_scope='mmpretrain'))

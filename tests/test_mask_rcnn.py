@@ -22,7 +22,7 @@ from mmengine.config import Config
 from pycocotools.coco import COCO
 
 import emo_mm  # noqa: F401
-from conftest import CONFIGS, REPO, free_port, python_tool, run_tool
+from conftest import CONFIGS, REPO, TESTS, build_detector, free_port, python_tool, run_tool
 from emo_mm.datasets.preflight import missing_data_paths
 from emo_mm.analysis import default_input_shape, model_complexity
 from emo_mm.datasets.tiny_coco import CLASSES, _draw, make_tiny_coco
@@ -38,21 +38,12 @@ TINY = FAMILY / 'emo_1m_tiny.py'
 PHOTO = REPO / 'demo' / 'grace_hopper.jpg'
 # The tools' runs use 128x128 inputs (the tiny config's 256 costs 4x as much on a CPU).
 SMALL = [f'{loader}.dataset.pipeline.{index}.scale=(128,128)'
-         for loader, index in (('train_dataloader', 2), ('val_dataloader', 1),
-                               ('test_dataloader', 1))]
+         for loader, index in (('train_dataloader', 2), ('val_dataloader', 2),
+                               ('test_dataloader', 2))]
 
 
 def config(name: str) -> Config:
     return Config.fromfile(str(FAMILY / f'{name}.py'))
-
-
-def build_detector(cfg: Config) -> torch.nn.Module:
-    """The model of ``cfg`` without its ImageNet checkpoint (no download, no init)."""
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-    register_all_modules(init_default_scope=False)
-    cfg.model.backbone.init_cfg = None
-    return MODELS.build(cfg.model)
 
 
 def coco_metrics(output: str, phase: str) -> Dict[str, float]:
@@ -272,32 +263,18 @@ def test_test_tool_gives_bbox_and_segm_map(trained, coco_cwd):
 
 
 def test_dist_train_with_two_cpu_processes_keeps_replicas_identical(coco_cwd, tmp_path):
-    (tmp_path / 'start_end_weights.py').write_text(
-        'import torch\n'
-        'from mmengine.hooks import Hook\n'
-        'from mmengine.registry import HOOKS\n\n\n'
-        '@HOOKS.register_module()\n'
-        'class SaveStartEndWeights(Hook):\n\n'
-        '    def save(self, runner, when):\n'
-        '        model = getattr(runner.model, "module", runner.model)\n'
-        '        weights = {k: v.detach().clone() for k, v in model.named_parameters()}\n'
-        '        torch.save(weights, f"{runner.work_dir}/{when}_rank{runner.rank}.pth")\n\n'
-        '    def before_train(self, runner):\n'
-        '        self.save(runner, "start")\n\n'
-        '    def after_train(self, runner):\n'
-        '        self.save(runner, "end")\n')
     (tmp_path / 'dist.py').write_text(
         f'_base_ = {str(TINY)!r}\n'
-        "custom_imports = dict(imports=['emo_mm', 'start_end_weights'], "
+        "custom_imports = dict(imports=['emo_mm', 'rank_weights_hook'], "
         'allow_failed_imports=False)\n'
-        "custom_hooks = [dict(type='RNGStateHook'), dict(type='SaveStartEndWeights')]\n")
+        "custom_hooks = [dict(type='RNGStateHook'), dict(type='SaveRankWeightsHook')]\n")
     work = tmp_path / 'work'
     output = run_tool(
         [str(REPO / 'tools' / 'dist_train.sh'), str(tmp_path / 'dist.py'), '2',
          '--work-dir', str(work), '--cfg-options', 'train_dataloader.batch_size=1',
          'train_cfg.max_epochs=1', 'train_cfg.val_interval=2',
          'default_hooks.checkpoint.interval=1', *SMALL],
-        cwd=coco_cwd, env=dict(PORT=str(free_port()), PYTHONPATH=str(tmp_path)))
+        cwd=coco_cwd, env=dict(PORT=str(free_port()), PYTHONPATH=str(TESTS)))
     assert 'Epoch(train) [1][1/1]' in output  # 2 processes x 1 image = the 2 train images
     start, end = ([torch.load(work / f'{when}_rank{r}.pth') for r in (0, 1)]
                   for when in ('start', 'end'))

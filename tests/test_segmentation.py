@@ -15,7 +15,7 @@ import matplotlib
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, free_port
+from conftest import REPO, TESTS, build_segmentor, free_port
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
@@ -40,12 +40,6 @@ MIOU = re.compile(r'aAcc: ([\d.]+)\s+mIoU: ([\d.]+)\s+mAcc: ([\d.]+)')
 
 def config_path(family: str, variant: str) -> Path:
     return REPO / 'configs' / family / f'emo_{variant}.py'
-
-
-def build_segmentor(cfg: Config) -> torch.nn.Module:
-    from mmseg.registry import MODELS
-    init_default_scope('mmseg')
-    return MODELS.build(cfg.model)
 
 
 def run(args: List[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -215,33 +209,17 @@ def test_our_and_mmsegs_test_scripts_give_the_same_miou(tiny_deeplab_run, tiny_a
 
 
 def test_two_process_cpu_training_keeps_identical_replicas(tiny_ade_root, tmp_path):
-    # A hook that saves each rank's parameters before and after training, in a config on top
-    # of the demo's.
-    (tmp_path / 'rank_weights.py').write_text(
-        'import torch\n'
-        'from mmengine.hooks import Hook\n'
-        'from mmengine.registry import HOOKS\n\n\n'
-        '@HOOKS.register_module()\n'
-        'class SaveRankWeights(Hook):\n\n'
-        '    def save(self, runner, when):\n'
-        '        model = getattr(runner.model, "module", runner.model)\n'
-        '        weights = {k: v.detach().clone() for k, v in model.named_parameters()}\n'
-        '        torch.save(weights, f"{runner.work_dir}/{when}_rank{runner.rank}.pth")\n\n'
-        '    def before_train(self, runner):\n'
-        '        self.save(runner, "start")\n\n'
-        '    def after_train(self, runner):\n'
-        '        self.save(runner, "end")\n')
     (tmp_path / 'dist.py').write_text(
         f'_base_ = {str(TINY_CONFIG)!r}\n'
-        "custom_imports = dict(imports=['emo_mm', 'rank_weights'], allow_failed_imports=False)\n"
-        "custom_hooks = [dict(type='PooledBatchNormCheckHook'), dict(type='SaveRankWeights')]\n"
+        "custom_imports = dict(imports=['emo_mm', 'rank_weights_hook'], allow_failed_imports=False)\n"
+        "custom_hooks = [dict(type='PooledBatchNormCheckHook'), dict(type='SaveRankWeightsHook')]\n"
         'train_cfg = dict(max_iters=3, val_interval=100)\n'
         'train_dataloader = dict(batch_size=2)\n'
         'default_hooks = dict(logger=dict(interval=1))\n')
     proc = subprocess.run(
         ['bash', str(REPO / 'tools/dist_train.sh'), str(tmp_path / 'dist.py'), '2',
          '--work-dir', str(tmp_path / 'work')], cwd=run_dir(tiny_ade_root),
-        env=dict(os.environ, PYTHONPATH=f'{REPO}{os.pathsep}{tmp_path}',
+        env=dict(os.environ, PYTHONPATH=f'{REPO}{os.pathsep}{TESTS}',
                  PYTHONWARNINGS='ignore', PORT=str(free_port())),
         capture_output=True, text=True, timeout=300)
     output = check(proc)

@@ -20,7 +20,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 import emo_mm  # noqa: F401
-from conftest import CONFIGS, REPO, free_port, python_tool, run_tool
+from conftest import CONFIGS, REPO, build_segmentor, free_port, python_tool, run_tool
 from emo_mm.datasets.preflight import missing_data_paths
 from emo_mm.analysis import default_input_shape, model_complexity
 from emo_mm.datasets.tiny_ade import CLASSES, make_tiny_ade
@@ -40,14 +40,6 @@ MIOU = re.compile(r'aAcc: ([\d.]+)\s+mIoU: ([\d.]+)\s+mAcc: ([\d.]+)')
 
 def config(name: str) -> Config:
     return Config.fromfile(str(FAMILY / f'{name}.py'))
-
-
-def build_segmentor(cfg: Config) -> torch.nn.Module:
-    """The model of ``cfg`` without its ImageNet checkpoint (no download, no init)."""
-    from mmseg.registry import MODELS
-    init_default_scope('mmseg')
-    cfg.model.backbone.init_cfg = None
-    return MODELS.build(cfg.model)
 
 
 def miou(output: str) -> List[float]:

@@ -10,10 +10,10 @@ publishes; the jit-trace counter also counts functional matmuls (window attentio
 emo_mm/analysis/complexity.py for what each counts.
 """
 import argparse
-import os.path as osp
 import sys
+from pathlib import Path
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout runs uninstalled
 
 from mmengine.config import Config, DictAction  # noqa: E402
 

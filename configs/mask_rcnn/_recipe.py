@@ -14,7 +14,17 @@ data_root = 'data/coco/'
 
 # 8 GPUs x 4 images.
 train_dataloader = dict(batch_size=4, num_workers=4, dataset=dict(data_root=data_root))
-val_dataloader = dict(dataset=dict(data_root=data_root))
+# Test images: a file that cannot be read is named, and a grayscale or BGRA array given to the
+# inference API becomes 3-channel (emo_mm.datasets.transforms); otherwise the base's pipeline.
+test_pipeline = [
+    dict(type='CheckedLoadImageFromFile'),
+    dict(type='ToThreeChannels'),
+    dict(type='Resize', scale=(1333, 800), keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+]
+val_dataloader = dict(dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
 test_evaluator = val_evaluator

@@ -11,11 +11,21 @@ _base_ = 'mmseg::sem_fpn/fpn_r50_4xb4-160k_ade20k-512x512.py'
 custom_imports = dict(imports=['emo_mm'], allow_failed_imports=False)
 custom_hooks = [dict(type='RNGStateHook')]  # --resume continues exactly
 
+# Test images: a file that cannot be read is named, and a grayscale or BGRA array given to the
+# inference API becomes 3-channel (emo_mm.datasets.transforms); otherwise the base's pipeline.
+test_pipeline = [
+    dict(type='CheckedLoadImageFromFile'),
+    dict(type='ToThreeChannels'),
+    dict(type='Resize', scale=(2048, 512), keep_ratio=True),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='PackSegInputs'),
+]
+
 # The dataset root, in one place: mmengine resolves base variables before a child can change
 # them, so the dataloaders take it again here.
 data_root = 'data/ade/ADEChallengeData2016'
 train_dataloader = dict(dataset=dict(data_root=data_root))  # 8 GPUs x 4 images (the base's 4)
-val_dataloader = dict(dataset=dict(data_root=data_root))
+val_dataloader = dict(dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 auto_scale_lr = dict(enable=False, base_batch_size=32)
 

@@ -25,8 +25,9 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 from torch import nn
 
+from ..config_options import framework_of
+
 COUNTERS = ('hook', 'jit')
-SCOPES = ('mmdet', 'mmseg')
 
 
 @dataclass
@@ -65,14 +66,6 @@ def _load(config: Union[str, Config, dict]) -> Tuple[Config, str]:
     return cfg, cfg.filename or '<config dict>'
 
 
-def _scope(cfg: Config) -> str:
-    scope = cfg.get('default_scope')
-    if scope not in SCOPES:
-        raise ValueError(f'the config\'s default_scope is {scope!r}; the FLOP tool handles '
-                         f'{list(SCOPES)} configs')
-    return scope
-
-
 def _test_pipeline(cfg: Config) -> Sequence[dict]:
     """The test dataloader's pipeline, looking through dataset wrappers."""
     dataset = cfg.get('test_dataloader', {}).get('dataset', {})
@@ -89,7 +82,7 @@ def default_input_shape(config: Union[str, Config, dict]) -> Tuple[int, int]:
     800x1333 for RetinaNet's ``(1333, 800)``).
     """
     cfg, name = _load(config)
-    if _scope(cfg) == 'mmseg':
+    if framework_of(cfg) == 'mmseg':
         size = cfg.model.get('data_preprocessor', {}).get('size') or cfg.get('crop_size')
         if size is not None:
             return int(size[0]), int(size[1])
@@ -127,7 +120,7 @@ def build_model(config: Union[str, Config, dict]) -> nn.Module:
     SyncBN becomes BatchNorm2d: one process runs it, and mmcv's hook counter needs that type.
     """
     cfg, _ = _load(config)
-    init_default_scope(_scope(cfg))
+    init_default_scope(framework_of(cfg))
     return _sync_bn_to_bn2d(MODELS.build(cfg.model)).eval()
 
 

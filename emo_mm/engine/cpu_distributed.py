@@ -10,6 +10,7 @@
 GPU runs are left to mmengine unchanged.
 """
 import datetime
+import inspect
 import logging
 import os
 from typing import Any, List
@@ -18,6 +19,7 @@ import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
+from torch.nn.parallel import DistributedDataParallel
 
 from ..config_options import ConfigError
 
@@ -40,6 +42,15 @@ def _replace_sync_bn(cfg: Any, key: str = 'model') -> List[str]:
     return found
 
 
+def _no_buffer_sync() -> dict:
+    """mmengine's default of not syncing buffers at each forward, under the name this torch's
+    DDP takes (torch 2.13 renamed ``broadcast_buffers`` and warns about the old name)."""
+    parameters = inspect.signature(DistributedDataParallel.__init__).parameters
+    if 'forward_sync_buffers' in parameters:
+        return dict(forward_sync_buffers=False)
+    return dict(broadcast_buffers=False)
+
+
 def adapt_to_cpu(cfg: Config) -> None:
     """Without a GPU: SyncBN -> BN (with a warning), gloo, and DDP without ``device_ids``."""
     if torch.cuda.is_available():
@@ -55,7 +66,7 @@ def adapt_to_cpu(cfg: Config) -> None:
         cfg.setdefault('env_cfg', ConfigDict()).setdefault('dist_cfg', ConfigDict())
         cfg.env_cfg.dist_cfg.backend = 'gloo'
         wrapper = cfg.get('model_wrapper_cfg') or ConfigDict(
-            type='MMDistributedDataParallel', broadcast_buffers=False,
+            type='MMDistributedDataParallel', **_no_buffer_sync(),
             find_unused_parameters=cfg.get('find_unused_parameters', False))
         wrapper.device_ids = None
         cfg.model_wrapper_cfg = wrapper

@@ -7,7 +7,8 @@ from mmengine.model import BaseModule
 from torch import nn
 
 from ..layers import AttentionBlock, EfficientModBlock, PatchEmbed
-from .pretrained import load_pretrained
+from .arguments import check_frozen_stages, parse_out_indices, select_arch
+from .pretrained import init_from_pretrained_cfg
 
 NUM_STAGES = 4  # strides 4, 8, 16, 32
 
@@ -78,12 +79,8 @@ class EfficientMod(BaseModule):
         super().__init__(init_cfg=init_cfg)
         arch = self._parse_arch(arch)
         self.out_indices = self._parse_out_indices(out_indices)
-        if not (isinstance(frozen_stages, Integral) and not isinstance(frozen_stages, bool)
-                and -1 <= frozen_stages <= NUM_STAGES):
-            raise ValueError(f'frozen_stages must be an int in -1..{NUM_STAGES} (-1: none, '
-                             f'0: the stem, k: the stem and stages 0..k-1), got '
-                             f'{frozen_stages!r}')
-        self.frozen_stages = frozen_stages
+        self.frozen_stages = check_frozen_stages(
+            frozen_stages, NUM_STAGES, '-1: none, 0: the stem, k: the stem and stages 0..k-1')
         if drop_path_rate is None:
             drop_path_rate = arch.get('drop_path_rate', 0.)
         if not (isinstance(drop_path_rate, Real) and 0 <= drop_path_rate < 1):
@@ -115,19 +112,9 @@ class EfficientMod(BaseModule):
     # ----------------------------------------------------------------- argument checking
     @classmethod
     def _parse_arch(cls, arch: Union[str, ArchDict]) -> ArchDict:
+        selected = select_arch(arch, cls.arch_zoo, cls._required_fields, 'EfficientMod')
         if isinstance(arch, str):
-            if arch.lower() not in cls.arch_zoo:
-                raise ValueError(f'unknown EfficientMod arch {arch!r}; valid archs: '
-                                 f'{sorted(cls.arch_zoo)} or a dict with fields '
-                                 f'{cls._required_fields}')
-            return cls.arch_zoo[arch.lower()]
-        if not isinstance(arch, dict):
-            raise TypeError(f'arch must be a name in {sorted(cls.arch_zoo)} or a dict, '
-                            f'got {type(arch).__name__}')
-        missing = [f for f in cls._required_fields if f not in arch]
-        if missing:
-            raise ValueError(f'EfficientMod arch dict is missing fields {missing}; it needs '
-                             f'{cls._required_fields} (and optionally drop_path_rate)')
+            return selected  # the variant table is right by construction
         unknown = sorted(set(arch) - set(cls._required_fields) - {'drop_path_rate'})
         if unknown:
             raise ValueError(f'EfficientMod arch dict has unknown fields {unknown}; valid: '
@@ -154,15 +141,7 @@ class EfficientMod(BaseModule):
 
     @staticmethod
     def _parse_out_indices(out_indices: Sequence[int]) -> Tuple[int, ...]:
-        if isinstance(out_indices, Integral):
-            out_indices = (out_indices, )
-        indices = tuple(out_indices)
-        if not indices or not all(
-                isinstance(i, Integral) and 0 <= i < NUM_STAGES for i in indices) \
-                or len(set(indices)) != len(indices):
-            raise ValueError(f'out_indices must be distinct stage indices in 0..{NUM_STAGES - 1}'
-                             f' (strides 4, 8, 16, 32); got {out_indices!r}')
-        return tuple(sorted(indices))
+        return parse_out_indices(out_indices, NUM_STAGES, 'strides 4, 8, 16, 32')
 
     # ----------------------------------------------------------------------- forward
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
@@ -204,10 +183,5 @@ class EfficientMod(BaseModule):
 
     # ------------------------------------------------------------------ checkpoints
     def init_weights(self) -> None:
-        init_cfg = self.init_cfg
-        if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
-            load_pretrained(self, init_cfg.get('checkpoint'), prefix=init_cfg.get('prefix'),
-                            state_key=init_cfg.get('state_key'))
-            self._is_init = True
-        else:
+        if not init_from_pretrained_cfg(self):
             super().init_weights()

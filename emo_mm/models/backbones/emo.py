@@ -8,7 +8,8 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..layers import iRMB, Stem
-from .pretrained import load_pretrained
+from .arguments import check_frozen_stages, parse_out_indices, select_arch
+from .pretrained import init_from_pretrained_cfg, load_pretrained
 
 NUM_STAGES = 5  # stage0 (stem, stride 2) .. stage4 (stride 32)
 STAGE_NORMS = ('bn', 'bn', 'ln', 'ln')
@@ -42,8 +43,9 @@ class EMO(BaseModule):
         drop_path_rate: stochastic depth of the last block; defaults to the arch's.
         norm_cfg: the BatchNorm layers' config (e.g. ``dict(type='SyncBN')``); ``eps`` defaults
             to the authors' 1e-6.
-        init_cfg: e.g. ``dict(type='Pretrained', checkpoint='.../net.pth')``. The authors'
-            classification checkpoints load with their classifier keys skipped.
+        init_cfg: e.g. ``dict(type='Pretrained', checkpoint='.../net.pth')`` (a path or URL;
+            optionally ``prefix``, ``state_key``). The authors' classification checkpoints load
+            with their classifier keys skipped.
     """
 
     arch_zoo: Dict[str, ArchDict] = {
@@ -76,10 +78,8 @@ class EMO(BaseModule):
         depths, embed_dims = arch['depths'], arch['embed_dims']
         window_sizes = self._parse_window_size(window_size)
         self.out_indices = self._parse_out_indices(out_indices)
-        if not (isinstance(frozen_stages, Integral) and -1 <= frozen_stages < NUM_STAGES):
-            raise ValueError(f'frozen_stages must be an int in -1..{NUM_STAGES - 1}, '
-                             f'got {frozen_stages!r}')
-        self.frozen_stages = frozen_stages
+        self.frozen_stages = check_frozen_stages(frozen_stages, NUM_STAGES - 1,
+                                                 'stages 0..k stay frozen; -1: none')
         self.norm_eval = norm_eval
         self.deployed = False  # set by switch_to_deploy()
         if drop_path_rate is None:
@@ -119,19 +119,7 @@ class EMO(BaseModule):
     # ----------------------------------------------------------------- argument checking
     @classmethod
     def _parse_arch(cls, arch: Union[str, ArchDict]) -> ArchDict:
-        if isinstance(arch, str):
-            if arch.lower() not in cls.arch_zoo:
-                raise ValueError(f'unknown EMO arch {arch!r}; valid archs: '
-                                 f'{sorted(cls.arch_zoo)} or a dict with fields '
-                                 f'{cls._required_fields}')
-            return cls.arch_zoo[arch.lower()]
-        if not isinstance(arch, dict):
-            raise TypeError(f'arch must be a name in {sorted(cls.arch_zoo)} or a dict, '
-                            f'got {type(arch).__name__}')
-        missing = [f for f in cls._required_fields if f not in arch]
-        if missing:
-            raise ValueError(f'EMO arch dict is missing fields {missing}; it needs '
-                             f'{cls._required_fields} (and optionally drop_path_rate)')
+        arch = select_arch(arch, cls.arch_zoo, cls._required_fields, 'EMO')
         for field in ('depths', 'embed_dims', 'exp_ratios', 'dim_heads'):
             if len(arch[field]) != NUM_STAGES - 1:
                 raise ValueError(f'EMO arch field {field!r} needs one value per stage 1-4, '
@@ -157,16 +145,8 @@ class EMO(BaseModule):
 
     @staticmethod
     def _parse_out_indices(out_indices: Sequence[int]) -> Tuple[int, ...]:
-        if isinstance(out_indices, Integral):
-            out_indices = (out_indices, )
-        indices = tuple(out_indices)
-        if not indices or not all(
-                isinstance(i, Integral) and 0 <= i < NUM_STAGES for i in indices) \
-                or len(set(indices)) != len(indices):
-            raise ValueError(f'out_indices must be distinct stage indices in 0..{NUM_STAGES - 1}'
-                             f' (0 = stem, stride 2; 4 = last stage, stride 32); got '
-                             f'{out_indices!r}')
-        return tuple(sorted(indices))
+        return parse_out_indices(out_indices, NUM_STAGES,
+                                 '0 = stem, stride 2; 4 = last stage, stride 32')
 
     # ----------------------------------------------------------------------- forward
     @property
@@ -228,11 +208,7 @@ class EMO(BaseModule):
 
     # ------------------------------------------------------------------ checkpoints
     def init_weights(self) -> None:
-        init_cfg = self.init_cfg
-        if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
-            self.load_pretrained(init_cfg.get('checkpoint'), prefix=init_cfg.get('prefix'))
-            self._is_init = True
-        else:
+        if not init_from_pretrained_cfg(self, skip_prefixes=CLASSIFIER_PREFIXES):
             super().init_weights()
 
     def load_pretrained(self, checkpoint: str, prefix: Optional[str] = None) -> None:

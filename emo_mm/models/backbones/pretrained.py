@@ -151,6 +151,12 @@ def load_pretrained(model: nn.Module, checkpoint: str, prefix: Optional[str] = N
         raise CheckpointError(
             f"{name}: init_cfg=dict(type='Pretrained') needs a checkpoint path or URL: set "
             f"model.backbone.init_cfg.checkpoint, or init_cfg=None to train from scratch")
+    if not is_url(checkpoint) and not osp.isfile(checkpoint):
+        raise FileNotFoundError(
+            f'{name}: checkpoint file not found: {checkpoint} (absolute: '
+            f'{osp.abspath(checkpoint)}). Download the ImageNet weights (the README\'s "The '
+            f'backbones" says where) and give their path with --cfg-options '
+            f'model.backbone.init_cfg.checkpoint=PATH, or set init_cfg=None to train from scratch')
     path = local_checkpoint(checkpoint)
     source = checkpoint if path == checkpoint else f'{checkpoint} (read from {path})'
     state = pick_state_dict(read_checkpoint(path), source, state_key)
@@ -171,6 +177,19 @@ def load_pretrained(model: nn.Module, checkpoint: str, prefix: Optional[str] = N
     print_log(f'{name}: loaded {len(state)} tensors from {source}'
               + (f'; skipped the classifier keys {_abbreviate(skipped)}' if skipped else ''),
               logger='current')
+
+
+def init_from_pretrained_cfg(model: nn.Module,
+                             skip_prefixes: Tuple[str, ...] = ('norm.', 'head.')) -> bool:
+    """Loads ``model.init_cfg = dict(type='Pretrained', checkpoint=..., [prefix=...,]
+    [state_key=...])`` into ``model``; ``False`` (nothing done) for any other ``init_cfg``."""
+    init_cfg = getattr(model, 'init_cfg', None)
+    if not (isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained'):
+        return False
+    load_pretrained(model, init_cfg.get('checkpoint'), prefix=init_cfg.get('prefix'),
+                    state_key=init_cfg.get('state_key'), skip_prefixes=skip_prefixes)
+    model._is_init = True  # mmengine's BaseModule: initialised, do not initialise again
+    return True
 
 
 def mismatches(own: Dict[str, torch.Tensor], state: Dict[str, torch.Tensor]) -> str:
