@@ -96,7 +96,7 @@ def build_detector(cfg) -> torch.nn.Module:
     """The detector of an mmdet config without its ImageNet checkpoint (no download, no init)."""
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
-    register_all_modules(init_default_scope=False)
+    register_all_modules(init_default_scope=True)  # as init_detector does
     cfg.model.backbone.init_cfg = None
     return MODELS.build(cfg.model)
 

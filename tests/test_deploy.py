@@ -20,7 +20,7 @@ from mmengine.config import Config
 
 from conftest import CONFIGS, REPO, assert_close, python_tool, run_tool
 
-import emo_mm  # noqa: F401
+import emo_mm  # noqa: F401  (registers EMO and the configs' modules)
 from emo_mm.datasets.tiny_ade import make_tiny_ade
 from emo_mm.datasets.tiny_coco import make_tiny_coco
 from emo_mm.deploy import DeployError, export_onnx, init_onnx_model, use_onnx_model
@@ -343,7 +343,7 @@ def test_missing_corrupt_or_foreign_onnx_is_refused(tmp_path):
 
 def test_onnx_from_another_config_is_refused(ssd_run, seg_run):
     other = Config.fromfile(str(CONFIGS / 'ssdlite' / 'emo_1m.py'))  # 80 classes, not 3
-    with pytest.raises(DeployError, match=r'different config.*bbox_head.num_classes: '
+    with pytest.raises(DeployError, match=r'(?s)different config.*bbox_head.num_classes: '
                        r'exported 3, config 80'):
         use_onnx_model(other, str(ssd_run['onnx']))
     with pytest.raises(DeployError, match='segmentation model but .* detection config'):

@@ -50,7 +50,9 @@ def test_config_builds_with_the_published_parameter_count(family, arch):
     assert backbone.init_cfg == dict(type='Pretrained', checkpoint=CKPT_URL.format(arch.upper()))
     assert (backbone.arch, backbone.window_size, backbone.drop_path_rate) == (
         arch, VARIANTS[arch]['window'], VARIANTS[arch]['drop_path'])
-    assert cfg.custom_imports == dict(imports=['emo_mm'], allow_failed_imports=False)
+    # SSDLite also imports FixedSSDHead (emo_mm.models.dense_heads), which needs mmdet.
+    imports = ['emo_mm', 'emo_mm.models.dense_heads'] if family == 'ssdlite' else ['emo_mm']
+    assert cfg.custom_imports == dict(imports=imports, allow_failed_imports=False)
     model = build_detector(cfg)
     assert model.bbox_head.num_classes == 80
     assert sum(p.numel() for p in model.parameters()) == PARAMS[family][arch]

@@ -92,7 +92,7 @@ def benchmark_models(models: Sequence[Tuple[str, str, Tuple[int, int]]] = DEFAUL
             cfg = load_config(config)
             if cfg.model.get('bbox_head', {}).get('type') == 'SSDHead':
                 # mmdet 3.3's SSDHead cannot predict (no loss_cls): its fixed subclass can.
-                import emo_mm.models.dense_heads  # noqa: F401
+                import emo_mm.models.dense_heads  # noqa: F401  (registers FixedSSDHead)
                 cfg.model.bbox_head.type = 'FixedSSDHead'
             if cfg.model.backbone.get('init_cfg'):
                 cfg.model.backbone.init_cfg = None  # random weights: no download

@@ -46,7 +46,7 @@ def task_of(cfg: Config, config_name: str = 'the config') -> str:
     scope = cfg.get('default_scope')
     model_type = cfg.get('model', {}).get('type')
     if scope == 'mmdet':
-        import mmdet.models  # noqa: F401  (registers)
+        import mmdet.models  # noqa: F401  (registers mmdet's models)
         from mmdet.models.detectors import SingleStageDetector, TwoStageDetector
         from mmdet.registry import MODELS
         cls = MODELS.get(model_type) if isinstance(model_type, str) else None

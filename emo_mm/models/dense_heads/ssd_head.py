@@ -10,7 +10,9 @@ The fix is a subclass that our SSDLite configs name (``bbox_head=dict(type='Fixe
 not a patch of mmdet: other users of mmdet in the same process are untouched.
 """
 from mmdet.models.dense_heads import SSDHead
-from mmdet.registry import MODELS
+# mmengine's root registry, as for the backbones: mmdet's registry falls back to it, and so
+# does any other scope that is current when a detector is built.
+from mmengine.registry import MODELS
 
 
 @MODELS.register_module()
