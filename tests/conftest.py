@@ -108,3 +108,30 @@ def build_segmentor(cfg) -> torch.nn.Module:
     init_default_scope('mmseg')
     cfg.model.backbone.init_cfg = None
     return MODELS.build(cfg.model)
+
+
+EMO_CKPT_URL = 'https://github.com/zhangzjn/EMO/raw/main/resources/EMO_{}/net.pth'
+
+
+def check_variant_backbone(cfg, name: str, config_file: Path,
+                           emo_variants: Dict[str, tuple]) -> None:
+    """The backbone of a Mask R-CNN / Semantic FPN variant config (``emo_1m`` ...
+    ``efficientmod_s_conv``): EMO variants ``(arch, window, drop path)`` load the authors' URL;
+    EfficientMod ones a documented local file (their weights are on a drive pip cannot reach)."""
+    assert cfg.custom_imports == dict(imports=['emo_mm'], allow_failed_imports=False)
+    backbone = cfg.model.backbone
+    if name in emo_variants:
+        arch, window, drop_path = emo_variants[name]
+        assert (backbone.type, backbone.arch, backbone.window_size, backbone.drop_path_rate) == (
+            'EMO', arch, window, drop_path)
+        assert backbone.out_indices == (1, 2, 3, 4)
+        assert backbone.init_cfg == dict(type='Pretrained',
+                                         checkpoint=EMO_CKPT_URL.format(arch.upper()))
+    else:
+        assert (backbone.type, backbone.arch, backbone.drop_path_rate) == (
+            'EfficientMod', name[len('efficientmod_'):], 0.02)
+        assert backbone.out_indices == (0, 1, 2, 3)
+        assert backbone.init_cfg == dict(type='Pretrained', checkpoint=f'checkpoints/{name}.pth')
+        text = config_file.read_text()
+        assert 'https://drive.google.com/drive/folders/' in text
+        assert '--cfg-options model.backbone.init_cfg.checkpoint=' in text

@@ -1,9 +1,9 @@
 """The fast path (channels-last, window views, in-place adds) and the deploy form stay exact.
 
-Every comparison is against ``emo_mm/testing/emo_reference.py`` on random weights and random norm
-statistics; the relative difference is printed (``pytest -s``): float64 proves the same function,
-float32 bounds the rounding relative to the outputs' magnitude (``tests/conftest.py``). No timing is asserted here:
-``tools/benchmark.py`` checks the speed ratios.
+Every comparison is against ``emo_mm.testing.emo_reference`` on random weights and random norm
+statistics; the relative difference is printed (``pytest -s``): float64 proves the same
+function, float32 bounds the rounding relative to the outputs' magnitude (tests/conftest.py).
+No timing is asserted here: ``tools/benchmark.py`` measures the speed.
 """
 import copy
 

@@ -22,7 +22,8 @@ from mmengine.config import Config
 from pycocotools.coco import COCO
 
 import emo_mm  # noqa: F401
-from conftest import CONFIGS, REPO, TESTS, build_detector, free_port, python_tool, run_tool
+from conftest import (CONFIGS, REPO, TESTS, build_detector, check_variant_backbone, free_port,
+                      python_tool, run_tool)
 from emo_mm.datasets.preflight import missing_data_paths
 from emo_mm.analysis import default_input_shape, model_complexity
 from emo_mm.datasets.tiny_coco import CLASSES, _draw, make_tiny_coco
@@ -32,8 +33,6 @@ FAMILY = CONFIGS / 'mask_rcnn'
 PARAMS = {'emo_1m': 21_181_064, 'emo_2m': 22_183_736, 'emo_5m': 24_869_944,
           'efficientmod_s': 32_630_136, 'efficientmod_s_conv': 32_591_656}
 EMO = {'emo_1m': ('1m', 7, 0.04036), 'emo_2m': ('2m', 7, 0.05), 'emo_5m': ('5m', 10, 0.05)}
-EFFICIENTMOD = {'efficientmod_s': 's', 'efficientmod_s_conv': 's_conv'}
-CKPT_URL = 'https://github.com/zhangzjn/EMO/raw/main/resources/EMO_{}/net.pth'
 TINY = FAMILY / 'emo_1m_tiny.py'
 PHOTO = REPO / 'demo' / 'grace_hopper.jpg'
 # The tools' runs use 128x128 inputs (the tiny config's 256 costs 4x as much on a CPU).
@@ -57,24 +56,7 @@ def coco_metrics(output: str, phase: str) -> Dict[str, float]:
 @pytest.mark.parametrize('name', PARAMS)
 def test_config_builds_with_the_exact_parameter_count(name):
     cfg = config(name)
-    assert cfg.custom_imports == dict(imports=['emo_mm'], allow_failed_imports=False)
-    backbone = cfg.model.backbone
-    if name in EMO:
-        arch, window, drop_path = EMO[name]
-        assert (backbone.type, backbone.arch, backbone.window_size, backbone.drop_path_rate) == (
-            'EMO', arch, window, drop_path)
-        assert backbone.out_indices == (1, 2, 3, 4)
-        assert backbone.init_cfg == dict(type='Pretrained',
-                                         checkpoint=CKPT_URL.format(arch.upper()))
-    else:
-        assert (backbone.type, backbone.arch, backbone.drop_path_rate) == (
-            'EfficientMod', EFFICIENTMOD[name], 0.02)
-        assert backbone.out_indices == (0, 1, 2, 3)
-        # A documented local path: the weights are on a drive pip cannot reach.
-        assert backbone.init_cfg == dict(type='Pretrained', checkpoint=f'checkpoints/{name}.pth')
-        text = (FAMILY / f'{name}.py').read_text()
-        assert 'https://drive.google.com/drive/folders/' in text
-        assert '--cfg-options model.backbone.init_cfg.checkpoint=' in text
+    check_variant_backbone(cfg, name, FAMILY / f'{name}.py', EMO)
     model = build_detector(cfg).eval()
     assert model.roi_head.bbox_head.num_classes == model.roi_head.mask_head.num_classes == 80
     assert sum(p.numel() for p in model.parameters()) == PARAMS[name]

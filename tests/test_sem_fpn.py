@@ -20,7 +20,8 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 import emo_mm  # noqa: F401
-from conftest import CONFIGS, REPO, build_segmentor, free_port, python_tool, run_tool
+from conftest import (CONFIGS, REPO, build_segmentor, check_variant_backbone, free_port,
+                      python_tool, run_tool)
 from emo_mm.datasets.preflight import missing_data_paths
 from emo_mm.analysis import default_input_shape, model_complexity
 from emo_mm.datasets.tiny_ade import CLASSES, make_tiny_ade
@@ -30,8 +31,6 @@ FAMILY = CONFIGS / 'sem_fpn'
 PARAMS = {'emo_1m': 5_280_302, 'emo_2m': 6_282_974, 'emo_5m': 8_969_182,
           'efficientmod_s': 16_729_374, 'efficientmod_s_conv': 16_690_894}
 EMO = {'emo_1m': ('1m', 7, 0.04036), 'emo_2m': ('2m', 7, 0.05), 'emo_5m': ('5m', 16, 0.05)}
-EFFICIENTMOD = {'efficientmod_s': 's', 'efficientmod_s_conv': 's_conv'}
-CKPT_URL = 'https://github.com/zhangzjn/EMO/raw/main/resources/EMO_{}/net.pth'
 TINY = FAMILY / 'emo_1m_tiny.py'
 PHOTO = REPO / 'demo' / 'coffee.jpg'
 # What the tools print for IoUMetric.
@@ -53,23 +52,7 @@ def miou(output: str) -> List[float]:
 @pytest.mark.parametrize('name', PARAMS)
 def test_config_builds_with_the_exact_parameter_count(name):
     cfg = config(name)
-    assert cfg.custom_imports == dict(imports=['emo_mm'], allow_failed_imports=False)
-    backbone = cfg.model.backbone
-    if name in EMO:
-        arch, window, drop_path = EMO[name]
-        assert (backbone.type, backbone.arch, backbone.window_size, backbone.drop_path_rate) == (
-            'EMO', arch, window, drop_path)
-        assert backbone.out_indices == (1, 2, 3, 4)
-        assert backbone.init_cfg == dict(type='Pretrained',
-                                         checkpoint=CKPT_URL.format(arch.upper()))
-    else:
-        assert (backbone.type, backbone.arch, backbone.drop_path_rate) == (
-            'EfficientMod', EFFICIENTMOD[name], 0.02)
-        assert backbone.out_indices == (0, 1, 2, 3)
-        assert backbone.init_cfg == dict(type='Pretrained', checkpoint=f'checkpoints/{name}.pth')
-        text = (FAMILY / f'{name}.py').read_text()
-        assert 'https://drive.google.com/drive/folders/' in text
-        assert '--cfg-options model.backbone.init_cfg.checkpoint=' in text
+    check_variant_backbone(cfg, name, FAMILY / f'{name}.py', EMO)
     model = build_segmentor(cfg).eval()
     assert model.decode_head.num_classes == 150 and not model.with_auxiliary_head
     assert sum(p.numel() for p in model.parameters()) == PARAMS[name]

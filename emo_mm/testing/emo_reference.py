@@ -1,6 +1,6 @@
 """A literal, deliberately plain re-implementation of the EMO spec, independent of emo_mm.
 
-Written from the spec (shared/docs/emo-architecture.md) only: NCHW everywhere, explicit window gathering with
+Written from the spec (the EMO architecture document) only: NCHW everywhere, explicit window gathering with
 index lists, explicit softmax attention, F.* calls instead of fused paths. The tests compare
 emo_mm's backbone with it on identical random weights; tools/benchmark.py uses it as the
 baseline. Module names follow the checkpoint keys of the spec, so state_dicts are swappable.
