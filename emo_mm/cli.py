@@ -12,10 +12,11 @@ from typing import Callable
 from mmengine.config import DictAction
 
 from .config_options import LAUNCHERS, ConfigError
+from .deploy.errors import DeployError
 from .models.backbones.pretrained import CheckpointError
 
 # Exceptions that carry a message written for the user (emo-mm's checks raise these).
-USER_ERRORS = (FileNotFoundError, CheckpointError, ConfigError)
+USER_ERRORS = (FileNotFoundError, CheckpointError, ConfigError, DeployError)
 # Set to see the traceback of a user error too.
 DEBUG_VARIABLE = 'EMO_MM_DEBUG'
 
