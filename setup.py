@@ -8,7 +8,8 @@ exec(Path('emo_mm/version.py').read_text(), version)
 setup(
     name='emo-mm',
     version=version['__version__'],
-    description='EMO backbone (ICCV 2023) for MMDetection 3.x and MMSegmentation 1.x',
+    description='EMO (ICCV 2023) and EfficientMod (ICLR 2024) backbones for MMDetection 3.x and '
+                'MMSegmentation 1.x',
     long_description=Path('README.md').read_text(encoding='utf-8'),
     long_description_content_type='text/markdown',
     packages=find_packages(include=['emo_mm', 'emo_mm.*']),

@@ -11,6 +11,8 @@ import warnings
 THIRD_PARTY_NOTICES = (
     # mmengine.utils.package_utils imports pkg_resources (setuptools deprecates it).
     (r'pkg_resources is deprecated as an API', UserWarning, r''),
+    # mmseg's own decode heads build their losses through its deprecated ``build_loss``.
+    (r'``build_loss`` would be deprecated soon', UserWarning, r'mmseg\.models\.builder'),
 )
 
 
