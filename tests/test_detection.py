@@ -317,7 +317,7 @@ def test_dist_checkpoint_in_inference_apis(ssdlite_dist_run, tmp_path):
     from mmdet.apis import DetInferencer, inference_detector, init_detector
     checkpoint = str(ssdlite_dist_run / 'epoch_2.pth')
     model = init_detector(str(TINY['ssdlite']), checkpoint, device='cpu')
-    rank0 = torch.load(ssdlite_dist_run / 'replica_rank0.pth')
+    rank0 = torch.load(ssdlite_dist_run / 'state_rank0.pth')
     assert all(torch.equal(v, rank0[k]) for k, v in model.state_dict().items())
     assert tuple(model.dataset_meta['classes']) == CLASSES
     result = inference_detector(model, str(PHOTO))
