@@ -8,10 +8,11 @@ custom_imports = dict(imports=['emo_mm'], allow_failed_imports=False)
 # continues the interrupted one exactly.
 custom_hooks = [dict(type='PooledBatchNormCheckHook'), dict(type='RNGStateHook')]
 
-# Test images: a file that cannot be read is named, and a grayscale or BGRA array given to the
-# inference API becomes 3-channel (emo_mm.datasets.transforms); otherwise the base's pipeline.
+# Test images: a grayscale or BGRA array given to the inference API becomes 3-channel
+# (emo_mm.datasets.transforms.ToThreeChannels); otherwise the base's pipeline. The loader stays
+# LoadImageFromFile: DetInferencer and MMSegInferencer look for it by that name.
 test_pipeline = [
-    dict(type='CheckedLoadImageFromFile'),
+    dict(type='LoadImageFromFile'),
     dict(type='ToThreeChannels'),
     dict(type='Resize', scale=(2048, 512), keep_ratio=True),
     dict(type='LoadAnnotations', reduce_zero_label=True),

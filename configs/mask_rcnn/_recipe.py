@@ -14,10 +14,11 @@ data_root = 'data/coco/'
 
 # 8 GPUs x 4 images.
 train_dataloader = dict(batch_size=4, num_workers=4, dataset=dict(data_root=data_root))
-# Test images: a file that cannot be read is named, and a grayscale or BGRA array given to the
-# inference API becomes 3-channel (emo_mm.datasets.transforms); otherwise the base's pipeline.
+# Test images: a grayscale or BGRA array given to the inference API becomes 3-channel
+# (emo_mm.datasets.transforms.ToThreeChannels); otherwise the base's pipeline. The loader stays
+# LoadImageFromFile: DetInferencer and MMSegInferencer look for it by that name.
 test_pipeline = [
-    dict(type='CheckedLoadImageFromFile'),
+    dict(type='LoadImageFromFile'),
     dict(type='ToThreeChannels'),
     dict(type='Resize', scale=(1333, 800), keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),

@@ -11,10 +11,11 @@ _base_ = 'mmseg::sem_fpn/fpn_r50_4xb4-160k_ade20k-512x512.py'
 custom_imports = dict(imports=['emo_mm'], allow_failed_imports=False)
 custom_hooks = [dict(type='RNGStateHook')]  # --resume continues exactly
 
-# Test images: a file that cannot be read is named, and a grayscale or BGRA array given to the
-# inference API becomes 3-channel (emo_mm.datasets.transforms); otherwise the base's pipeline.
+# Test images: a grayscale or BGRA array given to the inference API becomes 3-channel
+# (emo_mm.datasets.transforms.ToThreeChannels); otherwise the base's pipeline. The loader stays
+# LoadImageFromFile: DetInferencer and MMSegInferencer look for it by that name.
 test_pipeline = [
-    dict(type='CheckedLoadImageFromFile'),
+    dict(type='LoadImageFromFile'),
     dict(type='ToThreeChannels'),
     dict(type='Resize', scale=(2048, 512), keep_ratio=True),
     dict(type='LoadAnnotations', reduce_zero_label=True),

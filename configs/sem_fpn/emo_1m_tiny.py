@@ -26,7 +26,7 @@ train_pipeline = [
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
-    dict(type='CheckedLoadImageFromFile'),
+    dict(type='LoadImageFromFile'),
     dict(type='ToThreeChannels'),
     dict(type='Resize', scale=(256, 192), keep_ratio=True),
     dict(type='LoadAnnotations', reduce_zero_label=True),

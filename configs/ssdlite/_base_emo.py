@@ -31,10 +31,11 @@ custom_hooks = [
 ]
 
 train_dataloader = dict(dataset=dict(dataset=dict(data_root=data_root)))
-# Test images: a file that cannot be read is named, and a grayscale or BGRA array given to the
-# inference API becomes 3-channel (emo_mm.datasets.transforms); otherwise the base's pipeline.
+# Test images: a grayscale or BGRA array given to the inference API becomes 3-channel
+# (emo_mm.datasets.transforms.ToThreeChannels); otherwise the base's pipeline. The loader stays
+# LoadImageFromFile: DetInferencer and MMSegInferencer look for it by that name.
 test_pipeline = [
-    dict(type='CheckedLoadImageFromFile'),
+    dict(type='LoadImageFromFile'),
     dict(type='ToThreeChannels'),
     dict(type='Resize', scale=(320, 320), keep_ratio=False),
     dict(type='LoadAnnotations', with_bbox=True),
