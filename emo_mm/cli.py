@@ -12,11 +12,12 @@ from typing import Callable
 from mmengine.config import DictAction
 
 from .config_options import LAUNCHERS, ConfigError
+from .datasets.transforms import ImageError
 from .deploy.errors import DeployError
 from .models.backbones.pretrained import CheckpointError
 
 # Exceptions that carry a message written for the user (emo-mm's checks raise these).
-USER_ERRORS = (FileNotFoundError, CheckpointError, ConfigError, DeployError)
+USER_ERRORS = (FileNotFoundError, CheckpointError, ConfigError, DeployError, ImageError)
 # Set to see the traceback of a user error too.
 DEBUG_VARIABLE = 'EMO_MM_DEBUG'
 
@@ -41,6 +42,18 @@ def parse_local_rank(local_rank: int) -> None:
     os.environ.setdefault('LOCAL_RANK', str(local_rank))
 
 
+def user_message(error: BaseException) -> str:
+    """The message of a user error. One raised in a DataLoader worker (an unreadable image)
+    reaches the main process as ``Caught X in DataLoader worker process N. Original
+    Traceback ...``, the worker's traceback: its message is that traceback's last line."""
+    message = str(error)
+    if message.startswith('Caught ') and '\nOriginal Traceback' in message:
+        last = message.rstrip().splitlines()[-1]
+        name = f'{type(error).__module__}.{type(error).__qualname__}: '
+        message = last[len(name):] if last.startswith(name) else last
+    return message
+
+
 def run_tool(main: Callable[[], None]) -> None:
     """Runs a tool's ``main``; a user error becomes one ``error:`` line (from rank 0 only)."""
     try:
@@ -49,5 +62,5 @@ def run_tool(main: Callable[[], None]) -> None:
         if os.environ.get(DEBUG_VARIABLE):
             raise
         if os.environ.get('RANK', '0') == '0':
-            print(f'error: {error}', file=sys.stderr)
+            print(f'error: {user_message(error)}', file=sys.stderr)
         sys.exit(1)

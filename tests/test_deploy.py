@@ -317,9 +317,9 @@ def test_checkpoint_that_does_not_fit_the_config(ssd_run):
 
 
 def test_unknown_or_unsupported_family_is_named(tmp_path):
-    two_stage = tmp_path / 'faster_rcnn.py'
-    two_stage.write_text("_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'\n")
-    with pytest.raises(DeployError, match='two-stage detector.*not supported.*SSD'):
+    two_stage = tmp_path / 'cascade_rcnn.py'  # Faster / Mask R-CNN export (test_deploy_two_stage)
+    two_stage.write_text("_base_ = 'mmdet::cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py'\n")
+    with pytest.raises(DeployError, match='two-stage detector.*CascadeRoIHead.*not supported'):
         export_onnx(str(two_stage), None, str(tmp_path / 'x.onnx'))
     classifier = Config(dict(default_scope='mmpretrain', model=dict(type='ImageClassifier')))
     with pytest.raises(DeployError, match="'ImageClassifier'.*does not know; supported"):

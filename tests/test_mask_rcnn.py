@@ -3,8 +3,8 @@ paper's recipe and the exact parameter counts, the tiny dataset's instance masks
 two-stage detector, and the real tools (train, 2-process CPU training, test with bbox + segm
 mAP) and inference APIs on the tiny dataset and a real photo.
 
-The runs through the tools share one short training (one iteration of 2 images at 128x128,
-then an evaluation) of the tiny config, made once per module in a temporary folder.
+The runs through the tools share the session's training of the tiny config
+(``learned_mask_rcnn_emo`` in tests/conftest.py: 64 iterations at 128x128, then an evaluation).
 """
 import pickle
 import re
@@ -22,8 +22,8 @@ from mmengine.config import Config
 from pycocotools.coco import COCO
 
 import emo_mm  # noqa: F401
-from conftest import (CONFIGS, REPO, TESTS, build_detector, check_variant_backbone, free_port,
-                      python_tool, run_tool)
+from conftest import (CONFIGS, MASK_RCNN_VAL_IMAGES, REPO, TESTS, TrainedDetector,
+                      build_detector, check_variant_backbone, free_port, python_tool, run_tool)
 from emo_mm.datasets.preflight import missing_data_paths
 from emo_mm.analysis import default_input_shape, model_complexity
 from emo_mm.datasets.tiny_coco import CLASSES, _draw, make_tiny_coco
@@ -200,43 +200,37 @@ def coco_cwd(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope='module')
-def trained(coco_cwd) -> Path:
-    """tools/train.py: one epoch of one iteration (2 images), then bbox + segm evaluation."""
-    work = coco_cwd / 'train'
-    output = run_tool(python_tool(
-        'train.py', TINY, '--work-dir', work, '--cfg-options', 'train_dataloader.batch_size=2',
-        'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
-        'default_hooks.checkpoint.interval=1', 'default_hooks.logger.interval=1', *SMALL),
-        cwd=coco_cwd)
-    (work / 'output.txt').write_text(output)
-    return work
+def trained(learned_mask_rcnn_emo) -> TrainedDetector:
+    """tools/train.py on the tiny config (the session's run), ending in bbox + segm
+    evaluation."""
+    return learned_mask_rcnn_emo
 
 
 def test_train_tool_trains_and_evaluates_boxes_and_masks(trained):
-    output = (trained / 'output.txt').read_text()
-    last = [line for line in output.splitlines() if 'Epoch(train) [1][1/1]' in line]
-    assert last, output[-3000:]
+    last = [line for line in trained.log.splitlines() if 'Epoch(train)' in line][-1:]
+    assert last, trained.log[-3000:]
     losses = dict(re.findall(r'(loss_\w+): (\S+)', last[0]))
     assert {'loss_rpn_cls', 'loss_rpn_bbox', 'loss_cls', 'loss_bbox', 'loss_mask'} <= set(losses)
     assert all(np.isfinite(float(v)) for v in losses.values())
-    metrics = coco_metrics(output, 'val')
+    metrics = coco_metrics(trained.log, 'val')
     assert {'bbox_mAP', 'bbox_mAP_50', 'segm_mAP', 'segm_mAP_50'} <= set(metrics)
-    assert (trained / 'epoch_1.pth').is_file()
+    assert trained.checkpoint.is_file()
 
 
-def test_test_tool_gives_bbox_and_segm_map(trained, coco_cwd):
+def test_test_tool_gives_bbox_and_segm_map(trained, tmp_path):
     output = run_tool(python_tool(
-        'test.py', TINY, trained / 'epoch_1.pth', '--work-dir', trained / 'test',
-        '--out', trained / 'preds.pkl',
-        # after one iteration the scores are still low: keep every box
-        '--cfg-options', 'model.test_cfg.rcnn.score_thr=0', *SMALL), cwd=coco_cwd)
+        'test.py', TINY, trained.checkpoint, '--work-dir', tmp_path / 'test',
+        '--out', tmp_path / 'preds.pkl',
+        # keep every box, not only the confident ones
+        '--cfg-options', 'model.test_cfg.rcnn.score_thr=0', *trained.data_options),
+        cwd=trained.cwd)
     metrics = coco_metrics(output, 'test')
     for kind in ('bbox', 'segm'):
         assert {f'{kind}_mAP', f'{kind}_mAP_50', f'{kind}_mAP_75'} <= set(metrics)
         assert 0 <= metrics[f'{kind}_mAP'] <= metrics[f'{kind}_mAP_50'] <= 1
-    with open(trained / 'preds.pkl', 'rb') as f:
+    with open(tmp_path / 'preds.pkl', 'rb') as f:
         predictions = pickle.load(f)
-    assert len(predictions) == 2  # one per val image
+    assert len(predictions) == MASK_RCNN_VAL_IMAGES  # one per val image
     for prediction in predictions:
         instances = prediction['pred_instances']
         assert len(instances['masks']) == len(instances['bboxes']) > 0
@@ -272,7 +266,7 @@ def test_dist_train_with_two_cpu_processes_keeps_replicas_identical(coco_cwd, tm
 def test_inference_api_draws_masks_with_class_names(trained, monkeypatch):
     from mmdet.apis import inference_detector, init_detector
     from mmdet.visualization import DetLocalVisualizer
-    model = init_detector(str(TINY), str(trained / 'epoch_1.pth'), device='cpu',
+    model = init_detector(str(TINY), str(trained.checkpoint), device='cpu',
                           cfg_options={'model.test_cfg.rcnn.score_thr': 0})
     assert tuple(model.dataset_meta['classes']) == CLASSES  # from the checkpoint
     image = mmcv.imread(str(PHOTO), channel_order='rgb')

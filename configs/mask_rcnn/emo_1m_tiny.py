@@ -1,6 +1,8 @@
 # Mask R-CNN-EMO-1M on the tiny shapes dataset (`python tools/make_tiny_datasets.py` writes it to
-# data/tiny_coco/, with a polygon per object): the real config with 256-pixel inputs and a
-# CPU-sized schedule.
+# data/tiny_coco/, with a polygon per object): the real config with 256-pixel inputs, a
+# CPU-sized schedule and CPU-sized heads (64-channel FPN, RPN, RoI features and mask head,
+# 256-wide box head FCs: the 256-channel mask head alone took ~3/4 of a training step, and a
+# few shapes need no more; the same layers, so the same inference and export paths).
 _base_ = './emo_1m.py'
 
 data_root = 'data/tiny_coco/'
@@ -11,10 +13,17 @@ model = dict(
     # init_cfg=None: no ImageNet checkpoint, since the demo runs offline (the checkpoint is a
     # download) and learns the shapes from scratch; so nothing is frozen and BN learns.
     backbone=dict(init_cfg=None, frozen_stages=-1, norm_eval=False),
-    roi_head=dict(bbox_head=dict(num_classes=len(metainfo['classes'])),
-                  mask_head=dict(num_classes=len(metainfo['classes']))),
+    neck=dict(out_channels=64),
+    rpn_head=dict(in_channels=64, feat_channels=64),
+    roi_head=dict(
+        bbox_roi_extractor=dict(out_channels=64),
+        bbox_head=dict(in_channels=64, fc_out_channels=256,
+                       num_classes=len(metainfo['classes'])),
+        mask_roi_extractor=dict(out_channels=64),
+        mask_head=dict(in_channels=64, conv_out_channels=64,
+                       num_classes=len(metainfo['classes']))),
     # At most 3 objects an image: far fewer proposals and sampled RoIs than COCO's 1000 / 512
-    # (the mask head's four 256-channel convolutions run on every positive RoI).
+    # (the mask head runs on every positive RoI).
     train_cfg=dict(rpn_proposal=dict(nms_pre=400, max_per_img=200),
                    rcnn=dict(sampler=dict(num=64))),
     test_cfg=dict(rpn=dict(nms_pre=200, max_per_img=100), rcnn=dict(max_per_img=20)))

@@ -11,8 +11,9 @@ custom_imports = dict(imports=['emo_mm'], allow_failed_imports=False)
 custom_hooks = [dict(type='PooledBatchNormCheckHook'), dict(type='RNGStateHook')]
 
 # Test images: a grayscale or BGRA array given to the inference API becomes 3-channel
-# (emo_mm.datasets.transforms.ToThreeChannels); otherwise the base's pipeline. The loader stays
-# LoadImageFromFile: DetInferencer and MMSegInferencer look for it by that name.
+# (emo_mm.datasets.transforms.ToThreeChannels); otherwise the base's pipeline. The loader keeps
+# the name LoadImageFromFile, by which DetInferencer and MMSegInferencer find it; in our scopes
+# (mmdet, mmseg) that name is emo_mm's CheckedLoadImageFromFile (names unreadable files).
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='ToThreeChannels'),

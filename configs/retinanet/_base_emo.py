@@ -27,8 +27,9 @@ custom_hooks = [dict(type='RNGStateHook')]
 # 8 GPUs x 4 images.
 train_dataloader = dict(batch_size=4, num_workers=4, dataset=dict(data_root=data_root))
 # Test images: a grayscale or BGRA array given to the inference API becomes 3-channel
-# (emo_mm.datasets.transforms.ToThreeChannels); otherwise the base's pipeline. The loader stays
-# LoadImageFromFile: DetInferencer and MMSegInferencer look for it by that name.
+# (emo_mm.datasets.transforms.ToThreeChannels); otherwise the base's pipeline. The loader keeps
+# the name LoadImageFromFile, by which DetInferencer and MMSegInferencer find it; in our scopes
+# (mmdet, mmseg) that name is emo_mm's CheckedLoadImageFromFile (names unreadable files).
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='ToThreeChannels'),

@@ -1,10 +1,20 @@
 """Image loading that says what is wrong with an input, for the test pipelines of our configs.
 
 mmcv's ``LoadImageFromFile`` fails on an empty file with OpenCV's ``!buf.empty()`` (no file
-name), and mmdet's / mmseg's preprocessors fail deep inside on a grayscale or 4-channel array
-given to ``inference_detector`` / ``inference_model``. Our configs' test pipelines start with
-these two transforms instead (the APIs swap the first one for ``LoadImageFromNDArray`` when given
-an array; :class:`ToThreeChannels` then takes what the array holds).
+name) and on a file that is no image with ``failed to load image`` (no cause), and mmdet's /
+mmseg's preprocessors fail deep inside on a grayscale or 4-channel array given to
+``inference_detector`` / ``inference_model``. Hence two transforms:
+
+* :class:`CheckedLoadImageFromFile`: mmcv's loader (same arguments, same results) whose
+  failures name the file and the cause. It is also registered as ``LoadImageFromFile`` in
+  mmdet's and mmseg's transform registries, the scopes our configs use: the configs keep the
+  name ``LoadImageFromFile``, by which mmdet's ``DetInferencer`` and mmseg's
+  ``MMSegInferencer`` find the loader (their ``InferencerLoader`` then builds
+  ``LoadImageFromFile`` in that scope), so ``tools/test.py``, ``inference_detector``,
+  ``inference_model`` and both inferencers all load files with the checked loader. Outside
+  those scopes (mmengine's root registry) the name stays mmcv's.
+* :class:`ToThreeChannels`, after the loader in our test pipelines (the APIs swap the loader for
+  ``LoadImageFromNDArray`` when given an array; this then takes what the array holds).
 """
 import os.path as osp
 from typing import Optional
@@ -40,11 +50,27 @@ class CheckedLoadImageFromFile(LoadImageFromFile):
 def _why(filename: str, error: Exception) -> str:
     try:
         with open(filename, 'rb') as f:
-            if not f.read(1):
-                return 'the file is empty (0 bytes)'
+            size = len(f.read())
     except OSError as os_error:
         return str(os_error)
+    if size == 0:
+        return 'the file is empty (0 bytes)'
+    if isinstance(error, AssertionError):  # mmcv's loader asserts that a decoder gave an image
+        return f'not a decodable image ({size} bytes that no image decoder reads)'
     return f'not a decodable image ({type(error).__name__}: {str(error).strip()[:200]})'
+
+
+def _register_in_framework_scopes() -> None:
+    """:class:`CheckedLoadImageFromFile` as ``LoadImageFromFile`` in the transform registries
+    of mmdet and mmseg (where installed); see the module docstring."""
+    import importlib
+    for package in ('mmdet', 'mmseg'):
+        try:
+            registry = importlib.import_module(f'{package}.registry').TRANSFORMS
+        except ImportError:
+            continue
+        if 'LoadImageFromFile' not in registry.module_dict:  # never replaces one of theirs
+            registry.register_module(name='LoadImageFromFile', module=CheckedLoadImageFromFile)
 
 
 @TRANSFORMS.register_module()
@@ -79,3 +105,6 @@ class ToThreeChannels(BaseTransform):
 def _source(results: dict) -> str:
     path = results.get('img_path')
     return f'from {path}' if path else 'an array'
+
+
+_register_in_framework_scopes()

@@ -10,8 +10,8 @@ from .api import init_onnx_model, use_onnx_model
 from .errors import DeployError
 from .export import export_onnx
 
-try:  # register OnnxDetector / OnnxSegmentor where the framework is installed
-    from . import detector  # noqa: F401
+try:  # register OnnxDetector / OnnxTwoStageDetector / OnnxSegmentor where the framework is
+    from . import detector, mask_detector  # noqa: F401  (installed)
 except ImportError:
     pass
 try:

@@ -13,7 +13,7 @@ WRAPPERS = {'detection': 'OnnxDetector', 'segmentation': 'OnnxSegmentor'}
 
 def _register(task: str) -> None:
     if task == 'detection':
-        from . import detector  # noqa: F401
+        from . import detector, mask_detector  # noqa: F401
     else:
         from . import segmentor  # noqa: F401
 
@@ -40,7 +40,7 @@ def use_onnx_model(cfg: Config, onnx_file: str) -> None:
                           f'({meta.get("config")!r})')
     check_matches_config(meta, cfg.model, onnx_file, config_name)
     _register(task)
-    wrapper = dict(type=WRAPPERS[task], onnx_file=str(Path(onnx_file).resolve()),
+    wrapper = dict(type=meta.get('wrapper', WRAPPERS[task]), onnx_file=str(Path(onnx_file).resolve()),
                    data_preprocessor=cfg.model.get('data_preprocessor'))
     if task == 'segmentation':
         wrapper['test_cfg'] = cfg.model.get('test_cfg')

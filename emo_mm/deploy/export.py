@@ -3,8 +3,9 @@
 Plain ``torch.onnx.export`` with the TorchScript exporter (``dynamo=False``; it keeps batch,
 height and width symbolic from one example, and handles ``scaled_dot_product_attention`` from
 opset 14), on the inference form of the backbone (``switch_to_deploy``: BatchNorm folded).
-Supported: mmdet single-stage anchor detectors (SSD/SSDLite, RetinaNet) and mmseg
-``EncoderDecoder`` segmentors (DeepLabv3, PSPNet, Semantic FPN, ...).
+Supported: mmdet single-stage anchor detectors (SSD/SSDLite, RetinaNet), two-stage detectors
+(Faster / Mask R-CNN: :mod:`emo_mm.deploy.two_stage`) and mmseg ``EncoderDecoder`` segmentors
+(DeepLabv3, PSPNet, Semantic FPN, ...).
 """
 import copy
 import warnings
@@ -23,7 +24,9 @@ DEFAULT_OPSET = 17
 DET_OUTPUTS = ('boxes', 'scores', 'labels', 'batch_index')
 SEG_OUTPUTS = ('seg_logits', 'seg_pred')
 SUPPORTED = ('mmdet single-stage anchor detectors with DeltaXYWHBBoxCoder (SSD/SSDLite, '
-             'RetinaNet) and mmseg EncoderDecoder segmentors (DeepLabv3, PSPNet, Semantic FPN)')
+             'RetinaNet), mmdet two-stage detectors with RPNHead and StandardRoIHead (Faster '
+             'R-CNN, Mask R-CNN) and mmseg EncoderDecoder segmentors (DeepLabv3, PSPNet, '
+             'Semantic FPN)')
 
 
 def load_config(config: Union[str, Config]) -> Config:
@@ -51,9 +54,9 @@ def task_of(cfg: Config, config_name: str = 'the config') -> str:
         from mmdet.registry import MODELS
         cls = MODELS.get(model_type) if isinstance(model_type, str) else None
         if cls is not None and issubclass(cls, TwoStageDetector):
-            raise DeployError(f'{config_name} is a two-stage detector ({model_type}, e.g. Mask '
-                              f'R-CNN / Faster R-CNN): not supported for ONNX export yet; '
-                              f'supported: {SUPPORTED}')
+            from .two_stage import check_config  # Faster / Mask R-CNN (RPN + StandardRoIHead)
+            check_config(cfg.model, config_name)
+            return 'detection'
         if cls is not None and issubclass(cls, SingleStageDetector):
             return 'detection'
     elif scope == 'mmseg':
@@ -180,6 +183,11 @@ def export_model(cfg: Config, task: str, model: nn.Module, out: str,
     if hasattr(model.backbone, 'switch_to_deploy') and not getattr(model.backbone, 'deployed',
                                                                    True):
         model.backbone.switch_to_deploy()
+    from .two_stage import export_two_stage, is_two_stage
+    if task == 'detection' and is_two_stage(model):  # its own graph, inputs and metadata
+        return export_two_stage(cfg, model, out, shape=tuple(shape or (320, 320)), opset=opset,
+                                dataset_meta=dataset_meta, config_name=config_name,
+                                checkpoint_name=checkpoint_name)
     if task == 'detection':
         head = model.bbox_head
         coder = type(getattr(head, 'bbox_coder', None)).__name__

@@ -167,6 +167,31 @@ def make_pooling_traceable(model: nn.Module) -> None:
                     setattr(module, name, TraceableAdaptiveAvgPool2d(size))
 
 
+class TraceableUpsample(nn.Module):
+    """mmseg's ``Upsample`` by a scale factor, its output size ``int(side * scale_factor)``
+    computed in the graph (mmseg computes it in Python, which a trace freezes to the traced
+    input's size: Semantic FPN's head then ran only at that size)."""
+
+    def __init__(self, scale_factor: float, mode: str, align_corners) -> None:
+        super().__init__()
+        self.scale_factor, self.mode, self.align_corners = scale_factor, mode, align_corners
+
+    def forward(self, x: Tensor) -> Tensor:
+        size = [(_size(x, dim).float() * self.scale_factor).floor().long() for dim in (2, 3)]
+        return F.interpolate(x, size=size, mode=self.mode, align_corners=self.align_corners)
+
+
+def make_upsampling_traceable(model: nn.Module) -> None:
+    """Replaces every mmseg ``Upsample`` with one scale factor and no fixed size (Semantic
+    FPN's scale heads) by :class:`TraceableUpsample`, in place."""
+    for module in list(model.modules()):
+        for name, child in module.named_children():
+            if type(child).__name__ == 'Upsample' and not child.size and \
+                    isinstance(child.scale_factor, float):
+                setattr(module, name, TraceableUpsample(child.scale_factor, child.mode,
+                                                        child.align_corners))
+
+
 class SegmentationGraph(nn.Module):
     """An mmseg ``EncoderDecoder`` as traced: ``(N, 3, H, W)`` -> ``seg_logits``
     ``(N, C, H, W)`` (bilinear, the decode head's ``align_corners``) and ``seg_pred``
@@ -177,6 +202,7 @@ class SegmentationGraph(nn.Module):
         self.segmentor = segmentor
         self.align_corners = bool(segmentor.decode_head.align_corners)
         make_pooling_traceable(segmentor)
+        make_upsampling_traceable(segmentor)
 
     def forward(self, inputs: Tensor) -> Tuple[Tensor, Tensor]:
         logits = self.segmentor.decode_head(self.segmentor.extract_feat(inputs))

@@ -90,8 +90,9 @@ class ModulationMlp(nn.Module):
         context = self.context_layer(x)
         value = self.act(self.fc1(x))
         channels = context.shape[-1]
-        if torch.is_grad_enabled():
-            # Autograd saves both factors anyway; the product is a fresh tensor.
+        if torch.is_grad_enabled() or torch.jit.is_tracing():
+            # Autograd saves both factors anyway; the product is a fresh tensor. (A trace for
+            # ONNX export records this form: ONNX has no in-place product on a view.)
             value = (value.unflatten(-1, (self.expansion, channels)) *
                      context.unsqueeze(-2)).flatten(-2)
         else:
@@ -124,8 +125,8 @@ class EfficientModBlock(nn.Module):
             return x + self.drop_path(self.gamma_1 * out)
         # One pass: x + gamma * out, written over the fresh fc2 output (fc2's backward needs
         # its input, not its output; addcmul's backward reads ``out`` before it is
-        # overwritten only when no gradient is recorded).
-        if torch.is_grad_enabled():
+        # overwritten only when no gradient is recorded; ONNX export traces the plain form).
+        if torch.is_grad_enabled() or torch.jit.is_tracing():
             return torch.addcmul(x, out, self.gamma_1)
         return torch.addcmul(x, out, self.gamma_1, out=out)
 
