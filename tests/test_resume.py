@@ -18,8 +18,11 @@ from emo_mm.datasets.tiny_ade import make_tiny_ade
 
 pytestmark = pytest.mark.slow
 CONFIG = CONFIGS / 'deeplabv3' / 'emo_1m_tiny.py'
-# 12 iterations, a checkpoint every 4, no validation, drop path on: every random draw counts.
+# 12 iterations, a checkpoint every 4, no validation, drop path on, and the augmentations in
+# the main process (no loader workers; the resume skips the trained batches through them):
+# every random draw counts.
 OPTIONS = ['train_cfg.max_iters=12', 'train_cfg.val_interval=1000',
+           'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
            'default_hooks.checkpoint.interval=4', 'default_hooks.logger.interval=1',
            'param_scheduler.0.end=12', 'model.backbone.drop_path_rate=0.2',
            'randomness.seed=0']
