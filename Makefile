@@ -2,8 +2,9 @@
 PYTHON ?= python3
 export PYTHON
 # Two pytest-xdist workers (one torch thread each) keep both cores of a 2-core machine busy;
-# the tests of the session-trained models stay in one worker. PYTEST_ARGS= runs in one process.
-PYTEST_ARGS ?= -n 2 --dist loadgroup
+# each test module runs in one worker, and the trained models are shared (tests/conftest.py).
+# PYTEST_ARGS= runs everything in one process.
+PYTEST_ARGS ?= -n 2 --dist loadscope
 
 .PHONY: install demo test test-quick
 

@@ -5,19 +5,21 @@ Tests write only to temporary directories (pytest's ``tmp_path`` / ``tmp_path_fa
 run in such a directory so that the configs' relative ``data/...`` roots resolve there.
 
 Markers: ``slow`` (trains, exports or runs tools in subprocesses; ``pytest -m "not slow"`` is
-the quick edit-test loop). A test that uses a session-trained model (``learned_ssdlite``,
-``learned_deeplabv3``) is marked ``slow`` here, and, under pytest-xdist, grouped with every
-other such test (``--dist loadgroup``), so that each model trains once per run.
+the quick edit-test loop). A test that uses a trained model (``learned_ssdlite``,
+``learned_deeplabv3``) is marked ``slow`` here. Work that several tests share is done once
+per run, also under pytest-xdist (:func:`once_per_run`).
 """
 import dataclasses
+import fcntl
 import importlib.util
+import json
 import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import pytest
 import torch
@@ -168,13 +170,14 @@ def unmatched(found, expected, top: int, score_atol: float = 1e-3) -> List[int]:
     return [int(i) for i, ok in zip(order, same.any(1)) if not ok]
 
 
-# ------------------------------------------------------------ models trained once per session
+# --------------------------------------------------------------- models trained once per run
 # The demo's two models, trained exactly as `tools/demo.py` trains them (its tiny configs,
-# `tools/dist_train.sh` with 2 CPU processes), once per session, shared by every test that
+# `tools/dist_train.sh` with 2 CPU processes), once per test run, shared by every test that
 # needs *a* trained model: the learning floors, the tools on a learned checkpoint, DDP replica
 # checks, the inference APIs, deploy parity. Each rank also saves its weights
-# (tests/rank_weights_hook.py), which changes nothing in the training.
-LEARNED = {'learned_ssdlite': 'ssdlite_emo_1m', 'learned_deeplabv3': 'deeplabv3_emo_1m'}
+# (tests/rank_weights_hook.py), which changes nothing in the training. Under pytest-xdist the
+# workers share them too (:func:`once_per_run`).
+LEARNED = ('learned_ssdlite', 'learned_deeplabv3')
 
 
 def pytest_configure(config) -> None:
@@ -187,26 +190,52 @@ def pytest_configure(config) -> None:
         torch.set_num_threads(int(threads))
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         if set(LEARNED) & set(getattr(item, 'fixturenames', ())):
             item.add_marker(pytest.mark.slow)
-            # One group for both models: a test may need both, and a worker that lacks one
-            # would train it again.
-            item.add_marker(pytest.mark.xdist_group('learned'))
+
+
+def run_root(tmp_path_factory) -> Path:
+    """The test run's base temporary directory, the same for every pytest-xdist worker."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get('PYTEST_XDIST_WORKER') else base
+
+
+def once_per_run(tmp_path_factory, name: str, make: Callable[[Path], dict]) -> dict:
+    """``make(folder)`` once per test run, whatever the number of pytest-xdist workers: the
+    first caller runs it in ``<run root>/<name>`` while the others wait, and every caller gets
+    its (JSON) result. A failure is handed to every caller too, not run again."""
+    root = run_root(tmp_path_factory)
+    result = root / f'{name}.json'
+    with open(root / f'{name}.lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        if not result.exists():
+            folder = root / name
+            folder.mkdir(exist_ok=True)
+            try:
+                outcome = dict(value=make(folder))
+            except BaseException as error:  # noqa: B902  (handed on to every caller)
+                outcome = dict(error=f'{name} failed: {type(error).__name__}: {error}')
+            result.write_text(json.dumps(outcome))
+    outcome = json.loads(result.read_text())
+    if 'error' in outcome:
+        raise RuntimeError(outcome['error'])
+    return outcome['value']
 
 
 @pytest.fixture(scope='session')
 def demo_data(tmp_path_factory) -> Path:
     """A directory holding the demo's tiny datasets, ``data/tiny_coco`` and ``data/tiny_ade``
     (as ``tools/make_tiny_datasets.py`` writes them); tools run in it."""
-    from emo_mm.datasets.tiny_ade import make_tiny_ade
-    from emo_mm.datasets.tiny_coco import make_tiny_coco
-    path = tmp_path_factory.mktemp('demo')
-    make_tiny_coco(path / 'data' / 'tiny_coco')
-    make_tiny_ade(path / 'data' / 'tiny_ade')
-    return path
+    def make(folder: Path) -> dict:
+        from emo_mm.datasets.tiny_ade import make_tiny_ade
+        from emo_mm.datasets.tiny_coco import make_tiny_coco
+        make_tiny_coco(folder / 'data' / 'tiny_coco')
+        make_tiny_ade(folder / 'data' / 'tiny_ade')
+        return {}
+    once_per_run(tmp_path_factory, 'demo', make)
+    return run_root(tmp_path_factory) / 'demo'
 
 
 def with_rank_weights(config: Path, out: Path) -> Path:
@@ -230,28 +259,33 @@ def helpers_on_pythonpath() -> Dict[str, str]:
                                                         os.environ.get('PYTHONPATH')]))}
 
 
-def learn(name: str, run_dir: Path):
-    """``tools/demo.py``'s training of task ``name`` in ``run_dir``; its ``Outcome`` (``task``
-    as the demo's, ``work_dir``, ``checkpoint`` of the final weights, ``val_history``; the
-    tool's console output in ``work_dir / 'train.log'``)."""
+def learn(tmp_path_factory, name: str, run_dir: Path):
+    """``tools/demo.py``'s training of task ``name`` in ``run_dir``, once per run; its
+    ``Outcome`` (``task`` as the demo's, ``work_dir``, ``checkpoint`` of the final weights,
+    ``val_history``; the tool's console output in ``work_dir / 'train.log'``)."""
     demo = load_tool('demo')
     task = next(t for t in demo.TASKS if t.name == name)
-    config = with_rank_weights(REPO / task.config, run_dir / f'{name}_rank_weights.py')
-    outcome = demo.train(dataclasses.replace(task, config=str(config)), run_dir, nproc=2,
-                         port=free_port(), env=helpers_on_pythonpath())
-    return dataclasses.replace(outcome, task=task)
+
+    def make(folder: Path) -> dict:
+        config = with_rank_weights(REPO / task.config, folder / 'config.py')
+        outcome = demo.train(dataclasses.replace(task, config=str(config)), run_dir, nproc=2,
+                             port=free_port(), env=helpers_on_pythonpath())
+        return dict(work_dir=str(outcome.work_dir), train_seconds=outcome.train_seconds)
+
+    made = once_per_run(tmp_path_factory, name, make)
+    return demo.trained_outcome(task, Path(made['work_dir']), made['train_seconds'])
 
 
 @pytest.fixture(scope='session')
-def learned_ssdlite(demo_data):
+def learned_ssdlite(tmp_path_factory, demo_data):
     """SSDLite-EMO-1M after the demo's schedule (held-out mAP ~0.8); see :func:`learn`."""
-    return learn(LEARNED['learned_ssdlite'], demo_data)
+    return learn(tmp_path_factory, 'ssdlite_emo_1m', demo_data)
 
 
 @pytest.fixture(scope='session')
-def learned_deeplabv3(demo_data):
+def learned_deeplabv3(tmp_path_factory, demo_data):
     """DeepLabv3-EMO-1M after the demo's schedule (held-out mIoU ~84); see :func:`learn`."""
-    return learn(LEARNED['learned_deeplabv3'], demo_data)
+    return learn(tmp_path_factory, 'deeplabv3_emo_1m', demo_data)
 
 
 @dataclasses.dataclass
@@ -263,24 +297,28 @@ class ToolRun:
     predictions: Path
 
 
-def run_test_tool(outcome, cwd: Path, *options: str) -> ToolRun:
-    """Our ``tools/test.py`` (one process) on the checkpoint of a learned ``outcome``, in a
-    ``test`` folder of its work dir, with ``--out`` and ``options``."""
-    work = outcome.work_dir / 'test'
-    predictions = work / ('preds.pkl' if outcome.task.framework == 'mmdet' else 'preds')
-    output = run_tool(python_tool('test.py', REPO / outcome.task.config, outcome.checkpoint,
-                                  '--work-dir', work, '--out', predictions, *options), cwd=cwd)
-    return ToolRun(work, output, predictions)
+def run_test_tool(tmp_path_factory, outcome, cwd: Path, *options: str) -> ToolRun:
+    """Our ``tools/test.py`` (one process) on the checkpoint of a learned ``outcome``, with
+    ``--out`` and ``options``, once per run."""
+    def make(folder: Path) -> dict:
+        predictions = folder / ('preds.pkl' if outcome.task.framework == 'mmdet' else 'preds')
+        output = run_tool(python_tool('test.py', REPO / outcome.task.config, outcome.checkpoint,
+                                      '--work-dir', folder, '--out', predictions, *options),
+                          cwd=cwd)
+        return dict(work_dir=str(folder), output=output, predictions=str(predictions))
+
+    made = once_per_run(tmp_path_factory, f'{outcome.task.name}_tested', make)
+    return ToolRun(Path(made['work_dir']), made['output'], Path(made['predictions']))
 
 
 @pytest.fixture(scope='session')
-def learned_ssdlite_tested(learned_ssdlite, demo_data) -> ToolRun:
+def learned_ssdlite_tested(tmp_path_factory, learned_ssdlite, demo_data) -> ToolRun:
     """``tools/test.py`` on the learned SSDLite (24 held-out images), pictures of its
     predictions in ``<work dir>/<timestamp>/pictures``."""
-    return run_test_tool(learned_ssdlite, demo_data, '--show-dir', 'pictures')
+    return run_test_tool(tmp_path_factory, learned_ssdlite, demo_data, '--show-dir', 'pictures')
 
 
 @pytest.fixture(scope='session')
-def learned_deeplabv3_tested(learned_deeplabv3, demo_data) -> ToolRun:
+def learned_deeplabv3_tested(tmp_path_factory, learned_deeplabv3, demo_data) -> ToolRun:
     """``tools/test.py`` on the learned DeepLabv3 (8 held-out images)."""
-    return run_test_tool(learned_deeplabv3, demo_data)
+    return run_test_tool(tmp_path_factory, learned_deeplabv3, demo_data)

@@ -19,7 +19,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from conftest import CONFIGS, REPO, assert_close, python_tool, run_tool, unmatched
+from conftest import (CONFIGS, REPO, assert_close, once_per_run, python_tool, run_tool,
+                      unmatched)
 
 import emo_mm  # noqa: F401  (registers EMO and the configs' modules)
 from emo_mm.deploy import DeployError, export_onnx, init_onnx_model, use_onnx_model
@@ -154,33 +155,43 @@ def test_family_exports_and_runs_at_two_sizes(family, tmp_path):
 
 
 # ------------------------------------------------ the demo's learned models, parity
-def export_and_test(outcome, tested, demo_data: Path, name: str) -> Dict[str, Path]:
-    """A learned model (the demo's schedule, trained once per session) exported with
-    tools/export_onnx.py's defaults and evaluated as .onnx by tools/test.py, beside the .pth's
-    evaluation by the same tool."""
-    work = outcome.work_dir / 'deploy'
-    onnx_file = work / f'{name}.onnx'
+def export_and_test(tmp_path_factory, outcome, tested, demo_data: Path,
+                    name: str) -> Dict[str, Path]:
+    """A learned model (the demo's schedule) exported with tools/export_onnx.py's defaults and
+    evaluated as .onnx by tools/test.py, beside the .pth's evaluation by the same tool; once
+    per run."""
     config = REPO / outcome.task.config
-    export = run_tool(python_tool('export_onnx.py', config, outcome.checkpoint, '--out',
-                                  onnx_file), cwd=demo_data)
-    onnx = run_tool(python_tool('test.py', config, onnx_file, '--work-dir', work / 'test'),
-                    cwd=demo_data)
-    return dict(cwd=demo_data, checkpoint=outcome.checkpoint, onnx=onnx_file,
-                export_log=export, pth_log=tested.output, onnx_log=onnx)
+
+    def make(folder: Path) -> dict:
+        onnx_file = folder / f'{name}.onnx'
+        export = run_tool(python_tool('export_onnx.py', config, outcome.checkpoint, '--out',
+                                      onnx_file), cwd=demo_data)
+        onnx = run_tool(python_tool('test.py', config, onnx_file, '--work-dir', folder / 'test'),
+                        cwd=demo_data)
+        return dict(onnx=str(onnx_file), export_log=export, onnx_log=onnx)
+
+    made = once_per_run(tmp_path_factory, f'{outcome.task.name}_onnx', make)
+    return dict(cwd=demo_data, checkpoint=outcome.checkpoint, onnx=Path(made['onnx']),
+                export_log=made['export_log'], pth_log=tested.output,
+                onnx_log=made['onnx_log'])
 
 
 @pytest.fixture(scope='module')
-def ssd_run(learned_ssdlite, learned_ssdlite_tested, demo_data) -> Dict[str, Path]:
+def ssd_run(tmp_path_factory, learned_ssdlite, learned_ssdlite_tested,
+            demo_data) -> Dict[str, Path]:
     """SSDLite-EMO-1M after the demo's schedule (mAP ~0.8), as .pth and .onnx."""
-    run = export_and_test(learned_ssdlite, learned_ssdlite_tested, demo_data, 'ssd')
+    run = export_and_test(tmp_path_factory, learned_ssdlite, learned_ssdlite_tested, demo_data,
+                          'ssd')
     assert 'outputs: boxes, scores, labels, batch_index' in run['export_log']
     return run
 
 
 @pytest.fixture(scope='module')
-def seg_run(learned_deeplabv3, learned_deeplabv3_tested, demo_data) -> Dict[str, Path]:
+def seg_run(tmp_path_factory, learned_deeplabv3, learned_deeplabv3_tested,
+            demo_data) -> Dict[str, Path]:
     """DeepLabv3-EMO-1M after the demo's schedule (mIoU ~84), as .pth and .onnx."""
-    return export_and_test(learned_deeplabv3, learned_deeplabv3_tested, demo_data, 'seg')
+    return export_and_test(tmp_path_factory, learned_deeplabv3, learned_deeplabv3_tested,
+                           demo_data, 'seg')
 
 
 def test_onnx_detector_evaluates_to_the_checkpoints_map(ssd_run):

@@ -318,22 +318,21 @@ def test_dist_checkpoint_evaluates_in_test_tool(learned_ssdlite_tested, learned_
 
 
 def test_dist_test_and_mmdets_own_test_tool_agree(learned_ssdlite_tested, learned_ssdlite,
-                                                  demo_data):
+                                                  demo_data, tmp_path):
     """tools/dist_test.sh (2 CPU processes) and mmdet's packaged tools/test.py predict the boxes
     of our tools/test.py."""
     import mmdet
     checkpoint = str(learned_ssdlite.checkpoint)
     expected = load_predictions(learned_ssdlite_tested.predictions)
-    work = learned_ssdlite.work_dir
     run_tool([str(TOOLS / 'dist_test.sh'), str(TINY['ssdlite']), checkpoint, '2',
-              '--work-dir', str(work / 'dist_test'), '--out', str(work / 'dist_test.pkl')],
+              '--work-dir', str(tmp_path / 'dist_test'), '--out', str(tmp_path / 'dist.pkl')],
              cwd=demo_data, env=dict(PORT=str(free_port())))
-    assert_same_predictions(load_predictions(work / 'dist_test.pkl'), expected)
+    assert_same_predictions(load_predictions(tmp_path / 'dist.pkl'), expected)
     mmdet_test = Path(mmdet.__file__).parent / '.mim' / 'tools' / 'test.py'
     run_tool([sys.executable, str(mmdet_test), str(TINY['ssdlite']), checkpoint,
-              '--work-dir', str(work / 'mmdet_test'), '--out', str(work / 'mmdet_test.pkl')],
+              '--work-dir', str(tmp_path / 'mmdet_test'), '--out', str(tmp_path / 'mmdet.pkl')],
              cwd=demo_data, env=dict(PYTHONPATH=str(REPO)))  # emo_mm uninstalled
-    assert_same_predictions(load_predictions(work / 'mmdet_test.pkl'), expected)
+    assert_same_predictions(load_predictions(tmp_path / 'mmdet.pkl'), expected)
 
 
 def test_dist_checkpoint_in_inference_apis(learned_ssdlite, tmp_path):

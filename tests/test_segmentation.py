@@ -187,13 +187,14 @@ def test_training_and_evaluation_through_the_tools(learned_deeplabv3):
 
 
 def test_our_and_mmsegs_test_scripts_give_the_same_miou(learned_deeplabv3,
-                                                        learned_deeplabv3_tested, demo_data):
+                                                        learned_deeplabv3_tested, demo_data,
+                                                        tmp_path):
     import mmseg
     mmseg_test = Path(mmseg.__file__).parent / '.mim' / 'tools' / 'test.py'
     assert mmseg_test.is_file()
     proc = run([sys.executable, str(mmseg_test), str(TINY_CONFIG),
                 str(learned_deeplabv3.checkpoint),
-                '--work-dir', str(learned_deeplabv3.work_dir / 'mmseg_test')], demo_data)
+                '--work-dir', str(tmp_path / 'mmseg_test')], demo_data)
     results = [metrics(learned_deeplabv3_tested.output), metrics(check(proc))]
     print(f'aAcc, mIoU, mAcc: ours {results[0]}, mmseg\'s {results[1]}')
     assert results[0][1] >= 70  # a learned model: the comparison means something

@@ -107,10 +107,15 @@ def train(task: Task, run_dir: Path, nproc: int = 2, port: int = 29500,
     run(['bash', TOOLS / 'dist_train.sh', REPO / task.config, nproc, '--work-dir', work_dir,
          *options], run_dir, work_dir / 'train.log', f'{task.name} train',
         env={**(env or {}), 'PORT': str(port)})
-    outcome = Outcome(task, work_dir, train_seconds=time.perf_counter() - start)
-    outcome.checkpoint = latest_checkpoint(work_dir)
-    outcome.val_history = [r for r in read_scalars(work_dir) if task.metric in r]
-    return outcome
+    return trained_outcome(task, work_dir, time.perf_counter() - start)
+
+
+def trained_outcome(task: Task, work_dir: Path, train_seconds: float = 0.) -> Outcome:
+    """What a finished training of ``task`` left in ``work_dir``: its last checkpoint and the
+    held-out evaluations logged on the way."""
+    return Outcome(task, work_dir, checkpoint=latest_checkpoint(work_dir),
+                   train_seconds=train_seconds,
+                   val_history=[r for r in read_scalars(work_dir) if task.metric in r])
 
 
 def evaluate(outcome: Outcome, run_dir: Path) -> None:
