@@ -59,8 +59,9 @@ def first_host(nodelist: str) -> str:
                           'of the job from it; set MASTER_ADDR, or run under srun') from None
     hosts = done.stdout.split()
     if done.returncode != 0 or not hosts:
+        said = done.stderr.strip().splitlines()
         raise ConfigError(f'scontrol show hostnames {nodelist!r} failed: '
-                          f'{done.stderr.strip() or "no host"}; set MASTER_ADDR')
+                          f'{said[-1] if said else "no host"}; set MASTER_ADDR')
     return hosts[0]
 
 
