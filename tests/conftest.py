@@ -1,8 +1,15 @@
-"""Helpers the test modules share: paths, running tools as a user would, numeric comparisons.
+"""Helpers the test modules share: paths, running tools as a user would, numeric comparisons,
+and the models trained once per test session.
 
 Tests write only to temporary directories (pytest's ``tmp_path`` / ``tmp_path_factory``); tools
 run in such a directory so that the configs' relative ``data/...`` roots resolve there.
+
+Markers: ``slow`` (trains, exports or runs tools in subprocesses; ``pytest -m "not slow"`` is
+the quick edit-test loop). A test that uses a session-trained model (``learned_ssdlite``,
+``learned_deeplabv3``) is marked ``slow`` here, and, under pytest-xdist, grouped with every
+other such test (``--dist loadgroup``), so that each model trains once per run.
 """
+import dataclasses
 import importlib.util
 import os
 import socket
@@ -12,6 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Dict, List, Optional, Sequence, Union
 
+import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -135,3 +143,144 @@ def check_variant_backbone(cfg, name: str, config_file: Path,
         text = config_file.read_text()
         assert 'https://drive.google.com/drive/folders/' in text
         assert '--cfg-options model.backbone.init_cfg.checkpoint=' in text
+
+
+# ------------------------------------------------------------------- comparing detections
+def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``(n, 4) x (m, 4) -> (n, m)`` IoU of corner boxes."""
+    lt = torch.maximum(a[:, None, :2], b[None, :, :2])
+    rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = (rb - lt).clamp(min=0).prod(-1)
+    area = lambda x: (x[:, 2:] - x[:, :2]).prod(-1)  # noqa: E731
+    return inter / (area(a)[:, None] + area(b)[None, :] - inter).clamp(min=1e-9)
+
+
+def unmatched(found, expected, top: int, score_atol: float = 1e-3) -> List[int]:
+    """Indices among the ``top`` best of ``expected`` (``InstanceData`` or a dict with
+    ``bboxes``, ``scores``, ``labels``) without a box in ``found`` of the same label,
+    IoU > 0.95 and a score within ``score_atol``."""
+    order = expected.scores.argsort(descending=True)[:top]
+    if len(found.scores) == 0:
+        return order.tolist()
+    iou = box_iou(expected.bboxes[order].float(), found.bboxes.float())
+    same = (expected.labels[order, None] == found.labels[None, :]) & (iou > 0.95) & \
+        ((expected.scores[order, None] - found.scores[None, :]).abs() <= score_atol)
+    return [int(i) for i, ok in zip(order, same.any(1)) if not ok]
+
+
+# ------------------------------------------------------------ models trained once per session
+# The demo's two models, trained exactly as `tools/demo.py` trains them (its tiny configs,
+# `tools/dist_train.sh` with 2 CPU processes), once per session, shared by every test that
+# needs *a* trained model: the learning floors, the tools on a learned checkpoint, DDP replica
+# checks, the inference APIs, deploy parity. Each rank also saves its weights
+# (tests/rank_weights_hook.py), which changes nothing in the training.
+LEARNED = {'learned_ssdlite': 'ssdlite_emo_1m', 'learned_deeplabv3': 'deeplabv3_emo_1m'}
+
+
+def pytest_configure(config) -> None:
+    """Under pytest-xdist the workers share the cores: each worker's torch, and the tools it
+    starts, get cores / workers threads (the numerical tests run with 1 and 2 threads in CI)."""
+    workers = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
+    if workers > 1:
+        threads = str(max(1, (os.cpu_count() or 1) // workers))
+        os.environ['OMP_NUM_THREADS'] = os.environ['MKL_NUM_THREADS'] = threads
+        torch.set_num_threads(int(threads))
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if set(LEARNED) & set(getattr(item, 'fixturenames', ())):
+            item.add_marker(pytest.mark.slow)
+            # One group for both models: a test may need both, and a worker that lacks one
+            # would train it again.
+            item.add_marker(pytest.mark.xdist_group('learned'))
+
+
+@pytest.fixture(scope='session')
+def demo_data(tmp_path_factory) -> Path:
+    """A directory holding the demo's tiny datasets, ``data/tiny_coco`` and ``data/tiny_ade``
+    (as ``tools/make_tiny_datasets.py`` writes them); tools run in it."""
+    from emo_mm.datasets.tiny_ade import make_tiny_ade
+    from emo_mm.datasets.tiny_coco import make_tiny_coco
+    path = tmp_path_factory.mktemp('demo')
+    make_tiny_coco(path / 'data' / 'tiny_coco')
+    make_tiny_ade(path / 'data' / 'tiny_ade')
+    return path
+
+
+def with_rank_weights(config: Path, out: Path) -> Path:
+    """A config file ``out`` that is ``config`` plus :class:`SaveRankWeightsHook` (each rank
+    saves ``start/end/state_rank{r}.pth`` in the work dir); run it with ``tests/`` on
+    ``PYTHONPATH``."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(str(config))
+    imports = [*cfg.custom_imports['imports'], 'rank_weights_hook']
+    hooks = [dict(hook) for hook in cfg.get('custom_hooks', [])]
+    hooks.append(dict(type='SaveRankWeightsHook'))
+    out.write_text(f'_base_ = {str(config)!r}\n'
+                   f'custom_imports = dict(imports={imports!r}, allow_failed_imports=False)\n'
+                   f'custom_hooks = {hooks!r}\n')
+    return out
+
+
+def helpers_on_pythonpath() -> Dict[str, str]:
+    """The environment entry that lets a tool import the test helpers (custom_imports)."""
+    return {'PYTHONPATH': os.pathsep.join(filter(None, [str(TESTS),
+                                                        os.environ.get('PYTHONPATH')]))}
+
+
+def learn(name: str, run_dir: Path):
+    """``tools/demo.py``'s training of task ``name`` in ``run_dir``; its ``Outcome`` (``task``
+    as the demo's, ``work_dir``, ``checkpoint`` of the final weights, ``val_history``; the
+    tool's console output in ``work_dir / 'train.log'``)."""
+    demo = load_tool('demo')
+    task = next(t for t in demo.TASKS if t.name == name)
+    config = with_rank_weights(REPO / task.config, run_dir / f'{name}_rank_weights.py')
+    outcome = demo.train(dataclasses.replace(task, config=str(config)), run_dir, nproc=2,
+                         port=free_port(), env=helpers_on_pythonpath())
+    return dataclasses.replace(outcome, task=task)
+
+
+@pytest.fixture(scope='session')
+def learned_ssdlite(demo_data):
+    """SSDLite-EMO-1M after the demo's schedule (held-out mAP ~0.8); see :func:`learn`."""
+    return learn(LEARNED['learned_ssdlite'], demo_data)
+
+
+@pytest.fixture(scope='session')
+def learned_deeplabv3(demo_data):
+    """DeepLabv3-EMO-1M after the demo's schedule (held-out mIoU ~84); see :func:`learn`."""
+    return learn(LEARNED['learned_deeplabv3'], demo_data)
+
+
+@dataclasses.dataclass
+class ToolRun:
+    """A ``tools/test.py`` run: its work dir, console output and ``--out`` predictions (a
+    ``.pkl`` file for detection, a folder of label maps for segmentation)."""
+    work_dir: Path
+    output: str
+    predictions: Path
+
+
+def run_test_tool(outcome, cwd: Path, *options: str) -> ToolRun:
+    """Our ``tools/test.py`` (one process) on the checkpoint of a learned ``outcome``, in a
+    ``test`` folder of its work dir, with ``--out`` and ``options``."""
+    work = outcome.work_dir / 'test'
+    predictions = work / ('preds.pkl' if outcome.task.framework == 'mmdet' else 'preds')
+    output = run_tool(python_tool('test.py', REPO / outcome.task.config, outcome.checkpoint,
+                                  '--work-dir', work, '--out', predictions, *options), cwd=cwd)
+    return ToolRun(work, output, predictions)
+
+
+@pytest.fixture(scope='session')
+def learned_ssdlite_tested(learned_ssdlite, demo_data) -> ToolRun:
+    """``tools/test.py`` on the learned SSDLite (24 held-out images), pictures of its
+    predictions in ``<work dir>/<timestamp>/pictures``."""
+    return run_test_tool(learned_ssdlite, demo_data, '--show-dir', 'pictures')
+
+
+@pytest.fixture(scope='session')
+def learned_deeplabv3_tested(learned_deeplabv3, demo_data) -> ToolRun:
+    """``tools/test.py`` on the learned DeepLabv3 (8 held-out images)."""
+    return run_test_tool(learned_deeplabv3, demo_data)

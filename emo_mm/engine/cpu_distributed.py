@@ -7,7 +7,10 @@
   the variables are read from Slurm's, :mod:`emo_mm.engine.slurm`);
 * DDP gets ``device_ids=None`` (mmengine passes the local rank, which DDP refuses for a CPU
   module);
-* SyncBN, which needs GPUs, becomes BN, with a warning.
+* SyncBN, which needs GPUs, becomes BN, with a warning; in a run of several processes their
+  BN running statistics are then averaged after every iteration
+  (:class:`~emo_mm.engine.batchnorm_stats.AverageBatchNormStatsHook`), so that evaluation during
+  training and every checkpoint use the same statistics in every process.
 
 GPU runs are left to mmengine unchanged.
 """
@@ -61,11 +64,19 @@ def adapt_to_cpu(cfg: Config) -> None:
     replaced = _replace_sync_bn(cfg.model)
     if cfg.pop('sync_bn', None) is not None:
         replaced.append('sync_bn')
-    if replaced and launch_rank() == 0:  # once, not once per process
-        print_log(f'No GPU: SyncBN needs GPUs, so plain BN is used instead (in each process; '
-                  f'batch statistics are not synchronised) at {", ".join(replaced)}',
-                  logger='current', level=logging.WARNING)
-    if cfg.launcher != 'none':
+    distributed = cfg.launcher != 'none'
+    if replaced:
+        if launch_rank() == 0:  # once, not once per process
+            print_log(f'No GPU: SyncBN needs GPUs, so plain BN is used instead (in each process; '
+                      f'batch statistics are not synchronised' +
+                      ('; running statistics are averaged over the processes after every '
+                       'iteration' if distributed else '') + f') at {", ".join(replaced)}',
+                      logger='current', level=logging.WARNING)
+        if distributed:
+            hooks = list(cfg.get('custom_hooks') or [])
+            if not any(hook.get('type') == 'AverageBatchNormStatsHook' for hook in hooks):
+                cfg.custom_hooks = hooks + [ConfigDict(type='AverageBatchNormStatsHook')]
+    if distributed:
         cfg.setdefault('env_cfg', ConfigDict()).setdefault('dist_cfg', ConfigDict())
         cfg.env_cfg.dist_cfg.backend = 'gloo'
         wrapper = cfg.get('model_wrapper_cfg') or ConfigDict(
