@@ -30,10 +30,12 @@ CLIENTS = ('srun', 'scontrol', 'scancel', 'sinfo', 'squeue')
 REQUIRE_VARIABLE = 'EMO_MM_REQUIRE_SLURM'
 # In the environment of everything the cluster starts; its value is the cluster's directory.
 MARKER_VARIABLE = 'EMO_MM_TEST_SLURM_CLUSTER'
-# Variables of an outer launcher that must not reach the test jobs (pytest may itself run
-# inside a Slurm job or under torchrun).
+# Variables that must not reach the test jobs, which get what a user's srun gets: those of an
+# outer launcher (pytest may itself run inside a Slurm job or under torchrun) and the thread
+# counts the test session sets for itself (tests/conftest.py, under pytest-xdist).
 FOREIGN_PREFIXES = ('SLURM_', 'SBATCH_', 'SRUN_', 'SALLOC_')
-FOREIGN_VARIABLES = ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT')
+FOREIGN_VARIABLES = ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT',
+                     'OMP_NUM_THREADS', 'MKL_NUM_THREADS')
 # Jobs whose id-derived rendezvous ports (emo_mm.engine.slurm.port_of_job) are checked free.
 JOB_IDS_CHECKED = 40
 

@@ -14,7 +14,7 @@ from typing import Optional
 
 import pytest
 import torch
-from conftest import CONFIGS, TESTS, TOOLS, python_tool, run_tool
+from conftest import CONFIGS, TOOLS, helpers_on_pythonpath, python_tool, run_tool
 from mmengine.config import Config
 from slurm_cluster import REQUIRE_VARIABLE, SlurmCluster, unavailable_reason
 
@@ -136,6 +136,10 @@ def test_slurm_scripts_refuse_a_bad_task_count(tmp_path, variable, value):
 
 
 # --------------------------------------------------------------------------- on the cluster
+# Every test on the cluster runs in one pytest-xdist worker (make test), which starts it once.
+ON_CLUSTER = pytest.mark.xdist_group('slurm_cluster')
+
+
 @pytest.fixture(scope='module')
 def cluster(tmp_path_factory):
     reason = unavailable_reason()
@@ -162,6 +166,7 @@ def workspace(tmp_path_factory) -> Path:
     return path
 
 
+@ON_CLUSTER
 def test_the_rendezvous_is_the_first_node_of_the_step(cluster, monkeypatch):
     monkeypatch.setenv('SLURM_CONF', str(cluster.conf))  # scontrol reads a config first
     environ = dict(SLURM_PROCID='0', SLURM_NTASKS='16', SLURM_NODELIST='gpu[07-08,11]',
@@ -177,8 +182,8 @@ def slurm_script(cluster: SlurmCluster, cwd: Path, script: str, *args,
     """``tools/<script> PARTITION JOB_NAME *args`` in ``cwd``: two CPU tasks in the cluster's
     partition, unless ``settings`` say otherwise (None: the script's default); the test hooks
     importable by the tasks."""
-    env = {**cluster.env, **TWO_CPU_TASKS, **settings, 'PYTHON': sys.executable,
-           'PYTHONPATH': str(TESTS), 'PYTHONWARNINGS': 'ignore'}
+    env = {**cluster.env, **TWO_CPU_TASKS, **settings, **helpers_on_pythonpath(),
+           'PYTHON': sys.executable, 'PYTHONWARNINGS': 'ignore'}
     env = {name: value for name, value in env.items() if value is not None}
     return cluster.run([TOOLS / script, partition or cluster.partition,
                         f'emo-{Path(script).stem}', *args], cwd=cwd, env=env, timeout=timeout)
@@ -217,6 +222,7 @@ def straight_run(cluster, workspace) -> Path:
 
 
 @pytest.mark.slow
+@ON_CLUSTER
 def test_two_tasks_train_as_one_ddp_run(straight_run):
     output = (straight_run / 'console.txt').read_text()
     assert 'Distributed launcher: slurm, 2 processes (backend gloo, 1 CPU threads each)' in output
@@ -236,6 +242,7 @@ def test_two_tasks_train_as_one_ddp_run(straight_run):
 
 
 @pytest.mark.slow
+@ON_CLUSTER
 def test_two_tasks_evaluate_as_one_process_does(cluster, workspace, straight_run):
     checkpoint = straight_run / f'iter_{ITERS}.pth'
     done = slurm_script(cluster, workspace, 'slurm_test.sh', 'train.py', checkpoint,
@@ -245,13 +252,14 @@ def test_two_tasks_evaluate_as_one_process_does(cluster, workspace, straight_run
     on_slurm = MIOU.findall(output)
     single = MIOU.findall(run_tool(python_tool('test.py', 'train.py', checkpoint, '--work-dir',
                                                workspace / 'work' / 'test_single'),
-                                   cwd=workspace, env=dict(PYTHONPATH=str(TESTS))))
+                                   cwd=workspace, env=helpers_on_pythonpath()))
     print(f'aAcc, mIoU, mAcc: 2 Slurm tasks {on_slurm}, one process {single}')
     assert len(on_slurm) == 1 and on_slurm == single
     assert 0 < float(on_slurm[0][1]) <= 100
 
 
 @pytest.mark.slow
+@ON_CLUSTER
 def test_a_cancelled_job_resumes_to_the_uninterrupted_weights(cluster, workspace, straight_run):
     work = workspace / 'work' / 'cancelled'
     cancelled = slurm_script(cluster, workspace, 'slurm_train.sh', 'cancel.py', work)
@@ -276,6 +284,7 @@ def test_a_cancelled_job_resumes_to_the_uninterrupted_weights(cluster, workspace
 
 
 @pytest.mark.slow
+@ON_CLUSTER
 def test_bad_input_is_said_once_before_training(cluster, workspace, tmp_path):
     # A missing config: our check, one line, no job.
     done = slurm_script(cluster, workspace, 'slurm_train.sh', 'nope.py', tmp_path / 'w')
