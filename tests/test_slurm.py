@@ -136,7 +136,10 @@ def test_slurm_scripts_refuse_a_bad_task_count(tmp_path, variable, value):
 
 
 # --------------------------------------------------------------------------- on the cluster
-# Every test on the cluster runs in one pytest-xdist worker (make test), which starts it once.
+# The tests on the cluster are meant to run in one pytest-xdist worker (make test), which starts
+# it once. pytest-xdist 3.8 does not group them under pytest 9.2 (it renames items through an
+# attribute pytest 9 no longer reads): each worker that gets one then starts a cluster and a
+# training of its own, in its own directory and on its own ports, which works at twice the cost.
 ON_CLUSTER = pytest.mark.xdist_group('slurm_cluster')
 
 
