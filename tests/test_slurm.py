@@ -136,11 +136,7 @@ def test_slurm_scripts_refuse_a_bad_task_count(tmp_path, variable, value):
 
 
 # --------------------------------------------------------------------------- on the cluster
-# The tests on the cluster are meant to run in one pytest-xdist worker (make test), which starts
-# it once. pytest-xdist 3.8 does not group them under pytest 9.2 (it renames items through an
-# attribute pytest 9 no longer reads): each worker that gets one then starts a cluster and a
-# training of its own, in its own directory and on its own ports, which works at twice the cost.
-ON_CLUSTER = pytest.mark.xdist_group('slurm_cluster')
+# One cluster per module: make test's pytest-xdist workers take whole modules (loadscope).
 
 
 @pytest.fixture(scope='module')
@@ -169,7 +165,6 @@ def workspace(tmp_path_factory) -> Path:
     return path
 
 
-@ON_CLUSTER
 def test_the_rendezvous_is_the_first_node_of_the_step(cluster, monkeypatch):
     monkeypatch.setenv('SLURM_CONF', str(cluster.conf))  # scontrol reads a config first
     environ = dict(SLURM_PROCID='0', SLURM_NTASKS='16', SLURM_NODELIST='gpu[07-08,11]',
@@ -225,7 +220,6 @@ def straight_run(cluster, workspace) -> Path:
 
 
 @pytest.mark.slow
-@ON_CLUSTER
 def test_two_tasks_train_as_one_ddp_run(straight_run):
     output = (straight_run / 'console.txt').read_text()
     assert 'Distributed launcher: slurm, 2 processes (backend gloo, 1 CPU threads each)' in output
@@ -245,7 +239,6 @@ def test_two_tasks_train_as_one_ddp_run(straight_run):
 
 
 @pytest.mark.slow
-@ON_CLUSTER
 def test_two_tasks_evaluate_as_one_process_does(cluster, workspace, straight_run):
     checkpoint = straight_run / f'iter_{ITERS}.pth'
     done = slurm_script(cluster, workspace, 'slurm_test.sh', 'train.py', checkpoint,
@@ -262,7 +255,6 @@ def test_two_tasks_evaluate_as_one_process_does(cluster, workspace, straight_run
 
 
 @pytest.mark.slow
-@ON_CLUSTER
 def test_a_cancelled_job_resumes_to_the_uninterrupted_weights(cluster, workspace, straight_run):
     work = workspace / 'work' / 'cancelled'
     cancelled = slurm_script(cluster, workspace, 'slurm_train.sh', 'cancel.py', work)
@@ -287,7 +279,6 @@ def test_a_cancelled_job_resumes_to_the_uninterrupted_weights(cluster, workspace
 
 
 @pytest.mark.slow
-@ON_CLUSTER
 def test_bad_input_is_said_once_before_training(cluster, workspace, tmp_path):
     # A missing config: our check, one line, no job.
     done = slurm_script(cluster, workspace, 'slurm_train.sh', 'nope.py', tmp_path / 'w')
