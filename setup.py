@@ -13,7 +13,7 @@ setup(
     long_description=Path('README.md').read_text(encoding='utf-8'),
     long_description_content_type='text/markdown',
     packages=find_packages(include=['emo_mm', 'emo_mm.*']),
-    python_requires='>=3.8',
+    python_requires='>=3.10',  # torch 2.13's wheels
     # Ranges an installed torch 2.x satisfies, so no second torch is pulled in. mmcv must be
     # built with its ops (see tools/install.sh): pip cannot express that.
     install_requires=[
@@ -25,7 +25,7 @@ setup(
     extras_require={
         'det': ['mmdet>=3.3.0,<3.4'],
         'seg': ['mmsegmentation>=1.2.2,<1.3', 'ftfy', 'regex'],
-        'tests': ['pytest', 'matplotlib'],
+        'tests': ['pytest', 'pytest-xdist', 'matplotlib'],
         # ONNX export (tools/export_onnx.py) and onnxruntime inference (emo_mm.deploy).
         'deploy': ['onnx>=1.14', 'onnxruntime>=1.16'],
     },

@@ -222,21 +222,22 @@ def test_sem_fpn_exports_and_runs_at_two_sizes(tmp_path, name):
 
 # ----------------------------------------------------- tiny models trained here, parity
 @pytest.fixture(scope='module', params=['emo', 'efficientmod'])
-def exported(request) -> Dict[str, object]:
+def exported(request, tmp_path_factory) -> Dict[str, object]:
     """A learned tiny Mask R-CNN (session fixture) exported to ONNX, and tools/test.py's
     output on the .onnx. EMO-1M goes through tools/export_onnx.py, EfficientMod through
     export_onnx()."""
     trained = request.getfixturevalue(f'learned_mask_rcnn_{request.param}')
-    onnx_file = trained.cwd / 'model.onnx'
+    folder = tmp_path_factory.mktemp(f'exported_{request.param}')
+    onnx_file = folder / 'model.onnx'
     if request.param == 'emo':
         output = run_tool(python_tool('export_onnx.py', trained.config, trained.checkpoint,
-                                      '--out', onnx_file), cwd=trained.cwd)
+                                      '--out', onnx_file), cwd=folder)
         assert 'outputs: boxes, scores, labels, batch_index, mask_logits' in output
     else:
         export_onnx(str(trained.config), str(trained.checkpoint), str(onnx_file))
     test_log = run_tool(python_tool('test.py', trained.config, onnx_file, '--work-dir',
-                                    'onnx_test', '--cfg-options', *trained.data_options),
-                        cwd=trained.cwd)
+                                    folder / 'test', '--cfg-options', *trained.data_options),
+                        cwd=trained.cwd)  # its data/tiny_coco
     return dict(trained=trained, onnx=onnx_file, test_log=test_log)
 
 

@@ -1,4 +1,4 @@
-"""Mask R-CNN on COCO with EMO and EfficientMod (issue 13): the configs against the EfficientMod
+"""Mask R-CNN on COCO with EMO and EfficientMod: the configs against the EfficientMod
 paper's recipe and the exact parameter counts, the tiny dataset's instance masks, FLOPs of a
 two-stage detector, and the real tools (train, 2-process CPU training, test with bbox + segm
 mAP) and inference APIs on the tiny dataset and a real photo.
@@ -29,7 +29,7 @@ from emo_mm.analysis import default_input_shape, model_complexity
 from emo_mm.datasets.tiny_coco import CLASSES, _draw, make_tiny_coco
 
 FAMILY = CONFIGS / 'mask_rcnn'
-# The whole model (80 classes), from the official backbones in mmdet's heads (issue 13).
+# The whole model (80 classes), from the official backbones in mmdet's heads.
 PARAMS = {'emo_1m': 21_181_064, 'emo_2m': 22_183_736, 'emo_5m': 24_869_944,
           'efficientmod_s': 32_630_136, 'efficientmod_s_conv': 32_591_656}
 EMO = {'emo_1m': ('1m', 7, 0.04036), 'emo_2m': ('2m', 7, 0.05), 'emo_5m': ('5m', 10, 0.05)}
@@ -182,6 +182,7 @@ def test_get_flops_counts_a_two_stage_detector():
     assert result.hook_flops > 100 * (mask_head + box_head)
 
 
+@pytest.mark.slow
 def test_the_flops_tool_takes_an_efficientmod_mask_rcnn():
     output = run_tool(python_tool('get_flops.py', FAMILY / 'efficientmod_s_conv.py', '--shape',
                                   '256', '--counter', 'hook'), cwd=REPO)
@@ -206,6 +207,7 @@ def trained(learned_mask_rcnn_emo) -> TrainedDetector:
     return learned_mask_rcnn_emo
 
 
+@pytest.mark.slow
 def test_train_tool_trains_and_evaluates_boxes_and_masks(trained):
     last = [line for line in trained.log.splitlines() if 'Epoch(train)' in line][-1:]
     assert last, trained.log[-3000:]
@@ -217,6 +219,7 @@ def test_train_tool_trains_and_evaluates_boxes_and_masks(trained):
     assert trained.checkpoint.is_file()
 
 
+@pytest.mark.slow
 def test_test_tool_gives_bbox_and_segm_map(trained, tmp_path):
     output = run_tool(python_tool(
         'test.py', TINY, trained.checkpoint, '--work-dir', tmp_path / 'test',
@@ -238,6 +241,7 @@ def test_test_tool_gives_bbox_and_segm_map(trained, tmp_path):
         assert mask_utils.decode(instances['masks']).shape == (128, 128, len(instances['masks']))
 
 
+@pytest.mark.slow
 def test_dist_train_with_two_cpu_processes_keeps_replicas_identical(coco_cwd, tmp_path):
     (tmp_path / 'dist.py').write_text(
         f'_base_ = {str(TINY)!r}\n'
@@ -263,6 +267,7 @@ def test_dist_train_with_two_cpu_processes_keeps_replicas_identical(coco_cwd, tm
     assert any(name.startswith('roi_head.mask_head.') for name in moved)
 
 
+@pytest.mark.slow
 def test_inference_api_draws_masks_with_class_names(trained, monkeypatch):
     from mmdet.apis import inference_detector, init_detector
     from mmdet.visualization import DetLocalVisualizer

@@ -1,4 +1,4 @@
-"""Semantic FPN on ADE20K with EMO and EfficientMod (issue 13): the configs against the
+"""Semantic FPN on ADE20K with EMO and EfficientMod: the configs against the
 EfficientMod paper's recipe (its warm-up + cosine schedule included) and the exact parameter
 counts, FLOPs, and the real tools (train, 2-process CPU training, test with mIoU) and inference
 APIs on the tiny ADE20K-format dataset and a real photo.
@@ -27,7 +27,7 @@ from emo_mm.analysis import default_input_shape, model_complexity
 from emo_mm.datasets.tiny_ade import CLASSES, make_tiny_ade
 
 FAMILY = CONFIGS / 'sem_fpn'
-# The whole model (150 classes), from the official backbones in mmseg's heads (issue 13).
+# The whole model (150 classes), from the official backbones in mmseg's heads.
 PARAMS = {'emo_1m': 5_280_302, 'emo_2m': 6_282_974, 'emo_5m': 8_969_182,
           'efficientmod_s': 16_729_374, 'efficientmod_s_conv': 16_690_894}
 EMO = {'emo_1m': ('1m', 7, 0.04036), 'emo_2m': ('2m', 7, 0.05), 'emo_5m': ('5m', 16, 0.05)}
@@ -171,6 +171,7 @@ def trained(ade_cwd) -> Path:
     return work
 
 
+@pytest.mark.slow
 def test_train_tool_trains_and_evaluates_miou(trained):
     output = (trained / 'output.txt').read_text()
     assert re.search(r'Iter\(train\) \[2/2\].*loss: [\d.]+', output), output[-3000:]
@@ -183,6 +184,7 @@ def test_train_tool_trains_and_evaluates_miou(trained):
     assert (trained / 'iter_2.pth').is_file()
 
 
+@pytest.mark.slow
 def test_test_tool_gives_the_same_miou(trained, ade_cwd):
     output = run_tool(python_tool('test.py', TINY, trained / 'iter_2.pth', '--work-dir',
                                   trained / 'test'), cwd=ade_cwd)
@@ -190,6 +192,7 @@ def test_test_tool_gives_the_same_miou(trained, ade_cwd):
     assert miou(output) == miou((trained / 'output.txt').read_text())
 
 
+@pytest.mark.slow
 def test_dist_train_with_two_cpu_processes_keeps_replicas_identical(ade_cwd, tmp_path):
     (tmp_path / 'start_end_weights.py').write_text(
         'import torch\n'
@@ -229,6 +232,7 @@ def test_dist_train_with_two_cpu_processes_keeps_replicas_identical(ade_cwd, tmp
     assert any(name.startswith('neck.') for name in moved)
 
 
+@pytest.mark.slow
 def test_inference_api_on_a_real_photo_draws_class_names(trained, monkeypatch):
     from mmseg.apis import inference_model, init_model
     from mmseg.visualization import SegLocalVisualizer
