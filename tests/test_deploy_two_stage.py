@@ -112,7 +112,8 @@ def test_multi_level_extraction_is_mmdets(tmp_path):
     feats = [torch.randn(2, 256, 64 // s, 96 // s, generator=g, dtype=torch.float64)
              for s in (1, 2, 4, 8, 16)]  # strides 4-64 of a 256x384 input
     # Random boxes (mostly small) and one box of each level's scale (56-112-224-448 and up).
-    sides = torch.tensor([[40., 60.], [150., 100.], [300., 250.], [520., 480.]], dtype=torch.float64)
+    sides = torch.tensor([[40., 60.], [150., 100.], [300., 250.], [520., 480.]],
+                         dtype=torch.float64)
     boxes = torch.cat([_random_boxes(56, 300., g), torch.cat([sides * 0.1, sides * 1.1], 1)])
     index = torch.randint(0, 2, (60,), generator=g)
     ours = MultiLevelRoIAlign(extractor)

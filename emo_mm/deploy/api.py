@@ -40,7 +40,8 @@ def use_onnx_model(cfg: Config, onnx_file: str) -> None:
                           f'({meta.get("config")!r})')
     check_matches_config(meta, cfg.model, onnx_file, config_name)
     _register(task)
-    wrapper = dict(type=meta.get('wrapper', WRAPPERS[task]), onnx_file=str(Path(onnx_file).resolve()),
+    wrapper = dict(type=meta.get('wrapper', WRAPPERS[task]),  # two-stage files name theirs
+                   onnx_file=str(Path(onnx_file).resolve()),
                    data_preprocessor=cfg.model.get('data_preprocessor'))
     if task == 'segmentation':
         wrapper['test_cfg'] = cfg.model.get('test_cfg')

@@ -184,9 +184,13 @@ class TraceableUpsample(nn.Module):
 def make_upsampling_traceable(model: nn.Module) -> None:
     """Replaces every mmseg ``Upsample`` with one scale factor and no fixed size (Semantic
     FPN's scale heads) by :class:`TraceableUpsample`, in place."""
+    try:
+        from mmseg.models.utils import Upsample
+    except ImportError:  # no mmseg, no mmseg Upsample
+        return
     for module in list(model.modules()):
         for name, child in module.named_children():
-            if type(child).__name__ == 'Upsample' and not child.size and \
+            if isinstance(child, Upsample) and not child.size and \
                     isinstance(child.scale_factor, float):
                 setattr(module, name, TraceableUpsample(child.scale_factor, child.mode,
                                                         child.align_corners))

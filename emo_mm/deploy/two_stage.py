@@ -63,10 +63,11 @@ def _size(x: Tensor, dim: int) -> Tensor:
 
 
 # ----------------------------------------------------------------------------- what is supported
-def _registered(scope_type: Any, registry) -> Optional[type]:
-    if isinstance(scope_type, type):
-        return scope_type
-    return registry.get(scope_type) if isinstance(scope_type, str) else None
+def _registered(model_type: Any, registry) -> Optional[type]:
+    """The class a config's ``type`` (a name or a class) builds, ``None`` if unknown."""
+    if isinstance(model_type, type):
+        return model_type
+    return registry.get(model_type) if isinstance(model_type, str) else None
 
 
 def check_config(model_cfg: dict, config_name: str) -> None:
