@@ -59,6 +59,10 @@ def build_random(config: str, seed: int = 0):
         cfg.model.bbox_head.type = 'FixedSSDHead'
     if cfg.model.backbone.get('init_cfg'):
         cfg.model.backbone.init_cfg = None  # random weights: no download
+    # A scope of its own, so that switching between mmdet and mmseg models is not a warning.
+    from mmengine.registry import DefaultScope
+    DefaultScope.get_instance(f'emo_mm_benchmark_{time.perf_counter_ns()}',
+                              scope_name=cfg.default_scope)
     torch.manual_seed(seed)
     _, task, model, _ = build_deploy_model(cfg, None, deploy_form=False)
     return cfg, task, model
