@@ -1,8 +1,12 @@
 # Both targets set the stack up first (idempotent: a second run only checks), see tools/install.sh.
 PYTHON ?= python3
 export PYTHON
+# Two pytest-xdist workers (one torch thread each) keep both cores of a 2-core machine busy;
+# each test module runs in one worker, and the trained models are shared (tests/conftest.py).
+# PYTEST_ARGS= runs everything in one process.
+PYTEST_ARGS ?= -n 2 --dist loadscope
 
-.PHONY: install demo test
+.PHONY: install demo test test-quick
 
 install:
 	bash tools/install.sh
@@ -10,5 +14,10 @@ install:
 demo: install
 	$(PYTHON) tools/demo.py
 
+# Everything, with the 20 slowest tests listed at the end.
 test: install
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest --durations=20 $(PYTEST_ARGS)
+
+# The edit-test loop: unit and parity tests, no training, exporting or tool subprocesses.
+test-quick: install
+	$(PYTHON) -m pytest -m "not slow" $(PYTEST_ARGS)

@@ -25,7 +25,7 @@ setup(
     extras_require={
         'det': ['mmdet>=3.3.0,<3.4'],
         'seg': ['mmsegmentation>=1.2.2,<1.3', 'ftfy', 'regex'],
-        'tests': ['pytest', 'matplotlib'],
+        'tests': ['pytest', 'pytest-xdist', 'matplotlib'],
         # ONNX export (tools/export_onnx.py) and onnxruntime inference (emo_mm.deploy).
         'deploy': ['onnx>=1.14', 'onnxruntime>=1.16'],
     },

@@ -13,6 +13,7 @@ from mmengine.config import DictAction
 
 from .config_options import LAUNCHERS, ConfigError
 from .deploy.errors import DeployError
+from .engine.slurm import launch_rank
 from .models.backbones.pretrained import CheckpointError
 
 # Exceptions that carry a message written for the user (emo-mm's checks raise these).
@@ -21,17 +22,19 @@ USER_ERRORS = (FileNotFoundError, CheckpointError, ConfigError, DeployError)
 DEBUG_VARIABLE = 'EMO_MM_DEBUG'
 
 
-def add_run_arguments(parser: argparse.ArgumentParser, dist_script: str) -> None:
-    """The options ``tools/train.py`` and ``tools/test.py`` share: ``--cfg-options``,
-    ``--launcher`` (``dist_script`` passes ``pytorch``), ``--preflight`` and the launcher's
+def add_run_arguments(parser: argparse.ArgumentParser, run: str) -> None:
+    """The options ``tools/train.py`` and ``tools/test.py`` (``run``: ``'train'`` or
+    ``'test'``) share: ``--cfg-options``, ``--launcher`` (``tools/dist_<run>.sh`` passes
+    ``pytorch``, ``tools/slurm_<run>.sh`` ``slurm``), ``--preflight`` and the launcher's
     ``--local-rank``."""
+    scripts = f'dist_{run}.sh and slurm_{run}.sh'
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries, key=value (e.g. train_cfg.max_epochs=2)')
     parser.add_argument('--launcher', choices=LAUNCHERS, default='none',
-                        help=f'job launcher ({dist_script} passes pytorch)')
+                        help=f'job launcher (dist_{run}.sh passes pytorch, slurm_{run}.sh slurm)')
     parser.add_argument('--preflight', action='store_true',
                         help='only check the config, dataset paths and checkpoint, then exit '
-                        f'({dist_script} runs this once before starting its processes)')
+                        f'({scripts} run this once before starting their processes)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0,
                         help=argparse.SUPPRESS)  # set by torch.distributed.launch
 
@@ -42,12 +45,13 @@ def parse_local_rank(local_rank: int) -> None:
 
 
 def run_tool(main: Callable[[], None]) -> None:
-    """Runs a tool's ``main``; a user error becomes one ``error:`` line (from rank 0 only)."""
+    """Runs a tool's ``main``; a user error becomes one ``error:`` line (from rank 0 only:
+    torchrun's ``RANK`` or Slurm's ``SLURM_PROCID``)."""
     try:
         main()
     except USER_ERRORS as error:
         if os.environ.get(DEBUG_VARIABLE):
             raise
-        if os.environ.get('RANK', '0') == '0':
+        if launch_rank() == 0:
             print(f'error: {error}', file=sys.stderr)
         sys.exit(1)

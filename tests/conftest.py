@@ -1,17 +1,27 @@
-"""Helpers the test modules share: paths, running tools as a user would, numeric comparisons.
+"""Helpers the test modules share: paths, running tools as a user would, numeric comparisons,
+and the models trained once per test session.
 
 Tests write only to temporary directories (pytest's ``tmp_path`` / ``tmp_path_factory``); tools
 run in such a directory so that the configs' relative ``data/...`` roots resolve there.
+
+Markers: ``slow`` (trains, exports or runs tools in subprocesses; ``pytest -m "not slow"`` is
+the quick edit-test loop). A test that uses a trained model (``learned_ssdlite``,
+``learned_deeplabv3``) is marked ``slow`` here. Work that several tests share is done once
+per run, also under pytest-xdist (:func:`once_per_run`).
 """
+import dataclasses
+import fcntl
 import importlib.util
+import json
 import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
+import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -135,3 +145,180 @@ def check_variant_backbone(cfg, name: str, config_file: Path,
         text = config_file.read_text()
         assert 'https://drive.google.com/drive/folders/' in text
         assert '--cfg-options model.backbone.init_cfg.checkpoint=' in text
+
+
+# ------------------------------------------------------------------- comparing detections
+def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``(n, 4) x (m, 4) -> (n, m)`` IoU of corner boxes."""
+    lt = torch.maximum(a[:, None, :2], b[None, :, :2])
+    rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = (rb - lt).clamp(min=0).prod(-1)
+    area = lambda x: (x[:, 2:] - x[:, :2]).prod(-1)  # noqa: E731
+    return inter / (area(a)[:, None] + area(b)[None, :] - inter).clamp(min=1e-9)
+
+
+def unmatched(found, expected, top: int, score_atol: float = 1e-3) -> List[int]:
+    """Indices among the ``top`` best of ``expected`` (``InstanceData`` or a dict with
+    ``bboxes``, ``scores``, ``labels``) without a box in ``found`` of the same label,
+    IoU > 0.95 and a score within ``score_atol``."""
+    order = expected.scores.argsort(descending=True)[:top]
+    if len(found.scores) == 0:
+        return order.tolist()
+    iou = box_iou(expected.bboxes[order].float(), found.bboxes.float())
+    same = (expected.labels[order, None] == found.labels[None, :]) & (iou > 0.95) & \
+        ((expected.scores[order, None] - found.scores[None, :]).abs() <= score_atol)
+    return [int(i) for i, ok in zip(order, same.any(1)) if not ok]
+
+
+# --------------------------------------------------------------- models trained once per run
+# The demo's two models, trained exactly as `tools/demo.py` trains them (its tiny configs,
+# `tools/dist_train.sh` with 2 CPU processes), once per test run, shared by every test that
+# needs *a* trained model: the learning floors, the tools on a learned checkpoint, DDP replica
+# checks, the inference APIs, deploy parity. Each rank also saves its weights
+# (tests/rank_weights_hook.py), which changes nothing in the training. Under pytest-xdist the
+# workers share them too (:func:`once_per_run`).
+LEARNED = ('learned_ssdlite', 'learned_deeplabv3')
+
+
+def pytest_configure(config) -> None:
+    """Under pytest-xdist the workers share the cores: each worker's torch, and the tools it
+    starts, get cores / workers threads (the numerical tests run with 1 and 2 threads in CI)."""
+    workers = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
+    if workers > 1:
+        threads = str(max(1, (os.cpu_count() or 1) // workers))
+        os.environ['OMP_NUM_THREADS'] = os.environ['MKL_NUM_THREADS'] = threads
+        torch.set_num_threads(int(threads))
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if set(LEARNED) & set(getattr(item, 'fixturenames', ())):
+            item.add_marker(pytest.mark.slow)
+
+
+def run_root(tmp_path_factory) -> Path:
+    """The test run's base temporary directory, the same for every pytest-xdist worker."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get('PYTEST_XDIST_WORKER') else base
+
+
+def once_per_run(tmp_path_factory, name: str, make: Callable[[Path], dict]) -> dict:
+    """``make(folder)`` once per test run, whatever the number of pytest-xdist workers: the
+    first caller runs it in ``<run root>/<name>`` while the others wait, and every caller gets
+    its (JSON) result. A failure is handed to every caller too, not run again."""
+    root = run_root(tmp_path_factory)
+    result = root / f'{name}.json'
+    with open(root / f'{name}.lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        if not result.exists():
+            folder = root / name
+            folder.mkdir(exist_ok=True)
+            try:
+                outcome = dict(value=make(folder))
+            except BaseException as error:  # noqa: B902  (handed on to every caller)
+                outcome = dict(error=f'{name} failed: {type(error).__name__}: {error}')
+            result.write_text(json.dumps(outcome))
+    outcome = json.loads(result.read_text())
+    if 'error' in outcome:
+        raise RuntimeError(outcome['error'])
+    return outcome['value']
+
+
+@pytest.fixture(scope='session')
+def demo_data(tmp_path_factory) -> Path:
+    """A directory holding the demo's tiny datasets, ``data/tiny_coco`` and ``data/tiny_ade``
+    (as ``tools/make_tiny_datasets.py`` writes them); tools run in it."""
+    def make(folder: Path) -> dict:
+        from emo_mm.datasets.tiny_ade import make_tiny_ade
+        from emo_mm.datasets.tiny_coco import make_tiny_coco
+        make_tiny_coco(folder / 'data' / 'tiny_coco')
+        make_tiny_ade(folder / 'data' / 'tiny_ade')
+        return {}
+    once_per_run(tmp_path_factory, 'demo', make)
+    return run_root(tmp_path_factory) / 'demo'
+
+
+def with_rank_weights(config: Path, out: Path) -> Path:
+    """A config file ``out`` that is ``config`` plus :class:`SaveRankWeightsHook` (each rank
+    saves ``start/end/state_rank{r}.pth`` in the work dir); run it with ``tests/`` on
+    ``PYTHONPATH``."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(str(config))
+    imports = [*cfg.custom_imports['imports'], 'rank_weights_hook']
+    hooks = [dict(hook) for hook in cfg.get('custom_hooks', [])]
+    hooks.append(dict(type='SaveRankWeightsHook'))
+    out.write_text(f'_base_ = {str(config)!r}\n'
+                   f'custom_imports = dict(imports={imports!r}, allow_failed_imports=False)\n'
+                   f'custom_hooks = {hooks!r}\n')
+    return out
+
+
+def helpers_on_pythonpath() -> Dict[str, str]:
+    """The environment entry that lets a tool import the test helpers (custom_imports)."""
+    return {'PYTHONPATH': os.pathsep.join(filter(None, [str(TESTS),
+                                                        os.environ.get('PYTHONPATH')]))}
+
+
+def learn(tmp_path_factory, name: str, run_dir: Path):
+    """``tools/demo.py``'s training of task ``name`` in ``run_dir``, once per run; its
+    ``Outcome`` (``task`` as the demo's, ``work_dir``, ``checkpoint`` of the final weights,
+    ``val_history``; the tool's console output in ``work_dir / 'train.log'``)."""
+    demo = load_tool('demo')
+    task = next(t for t in demo.TASKS if t.name == name)
+
+    def make(folder: Path) -> dict:
+        config = with_rank_weights(REPO / task.config, folder / 'config.py')
+        outcome = demo.train(dataclasses.replace(task, config=str(config)), run_dir, nproc=2,
+                             port=free_port(), env=helpers_on_pythonpath())
+        return dict(work_dir=str(outcome.work_dir), train_seconds=outcome.train_seconds)
+
+    made = once_per_run(tmp_path_factory, name, make)
+    return demo.trained_outcome(task, Path(made['work_dir']), made['train_seconds'])
+
+
+@pytest.fixture(scope='session')
+def learned_ssdlite(tmp_path_factory, demo_data):
+    """SSDLite-EMO-1M after the demo's schedule (held-out mAP ~0.8); see :func:`learn`."""
+    return learn(tmp_path_factory, 'ssdlite_emo_1m', demo_data)
+
+
+@pytest.fixture(scope='session')
+def learned_deeplabv3(tmp_path_factory, demo_data):
+    """DeepLabv3-EMO-1M after the demo's schedule (held-out mIoU ~84); see :func:`learn`."""
+    return learn(tmp_path_factory, 'deeplabv3_emo_1m', demo_data)
+
+
+@dataclasses.dataclass
+class ToolRun:
+    """A ``tools/test.py`` run: its work dir, console output and ``--out`` predictions (a
+    ``.pkl`` file for detection, a folder of label maps for segmentation)."""
+    work_dir: Path
+    output: str
+    predictions: Path
+
+
+def run_test_tool(tmp_path_factory, outcome, cwd: Path, *options: str) -> ToolRun:
+    """Our ``tools/test.py`` (one process) on the checkpoint of a learned ``outcome``, with
+    ``--out`` and ``options``, once per run."""
+    def make(folder: Path) -> dict:
+        predictions = folder / ('preds.pkl' if outcome.task.framework == 'mmdet' else 'preds')
+        output = run_tool(python_tool('test.py', REPO / outcome.task.config, outcome.checkpoint,
+                                      '--work-dir', folder, '--out', predictions, *options),
+                          cwd=cwd)
+        return dict(work_dir=str(folder), output=output, predictions=str(predictions))
+
+    made = once_per_run(tmp_path_factory, f'{outcome.task.name}_tested', make)
+    return ToolRun(Path(made['work_dir']), made['output'], Path(made['predictions']))
+
+
+@pytest.fixture(scope='session')
+def learned_ssdlite_tested(tmp_path_factory, learned_ssdlite, demo_data) -> ToolRun:
+    """``tools/test.py`` on the learned SSDLite (24 held-out images), pictures of its
+    predictions in ``<work dir>/<timestamp>/pictures``."""
+    return run_test_tool(tmp_path_factory, learned_ssdlite, demo_data, '--show-dir', 'pictures')
+
+
+@pytest.fixture(scope='session')
+def learned_deeplabv3_tested(tmp_path_factory, learned_deeplabv3, demo_data) -> ToolRun:
+    """``tools/test.py`` on the learned DeepLabv3 (8 held-out images)."""
+    return run_test_tool(tmp_path_factory, learned_deeplabv3, demo_data)

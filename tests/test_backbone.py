@@ -45,8 +45,15 @@ def test_out_indices_are_returned_in_order():
     assert [o.shape[1] for o in outs] == [32, 80, 168]
 
 
-@pytest.mark.parametrize('window_size', (7, 10, 16, 0))
-@pytest.mark.parametrize('size', ((97, 131), (64, 48), (33, 35), (20, 20)))
+# What distinguishes the cases is how the stage-3/4 maps sit against the window: larger and
+# not a multiple (97x131 gives 7x9 and 4x5: padding, several windows), smaller than one
+# window (64x48: 4x3; 33x35: 3x3), down to 1x1 (20x20), or one window over the whole map
+# (0). Each window meets two of these, each size two windows.
+WINDOW_CASES = ((7, (97, 131)), (7, (33, 35)), (10, (97, 131)), (10, (64, 48)),
+                (16, (64, 48)), (16, (20, 20)), (0, (33, 35)), (0, (20, 20)))
+
+
+@pytest.mark.parametrize('window_size,size', WINDOW_CASES)
 def test_odd_sizes_and_windows_match_the_reference(window_size, size):
     """Sizes that need padding, that are below one window (33x35 gives a 3x3 stage3 map)."""
     arch = '1m' if window_size in (7, 16) else '5m'

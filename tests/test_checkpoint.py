@@ -131,6 +131,7 @@ def load_in_fresh_python(path: Path, import_emo_mm: bool) -> subprocess.Complete
     return subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_runner_checkpoint_needs_the_fix_and_loads_with_it(runner_checkpoint):
     without = load_in_fresh_python(runner_checkpoint, import_emo_mm=False)
     assert without.returncode != 0 and 'Weights only load failed' in without.stderr
@@ -140,6 +141,7 @@ def test_runner_checkpoint_needs_the_fix_and_loads_with_it(runner_checkpoint):
         in with_fix.stdout
 
 
+@pytest.mark.slow
 def test_runner_checkpoint_holds_the_logging_state(runner_checkpoint):
     import emo_mm  # noqa: F401
     checkpoint = torch.load(runner_checkpoint)  # weights_only=True: torch's default
@@ -148,6 +150,7 @@ def test_runner_checkpoint_holds_the_logging_state(runner_checkpoint):
     assert buffer.statistics('mean') == pytest.approx(buffer.mean())
 
 
+@pytest.mark.slow
 def test_runner_resumes_from_its_checkpoint(runner_checkpoint, tmp_path):
     """mmengine's own --resume path, with emo_mm imported through custom_imports."""
     work_dir = runner_checkpoint.parent

@@ -37,22 +37,26 @@ def max_diff(outs, expected) -> float:
 
 
 @pytest.mark.parametrize('dtype', (torch.float32, torch.float64), ids=('fp32', 'fp64'))
-@pytest.mark.parametrize('deploy', (False, True), ids=('default', 'deploy'))
 @pytest.mark.parametrize('arch', ARCHS)
-def test_every_arch_matches_the_reference(arch, deploy, dtype):
+def test_every_arch_matches_the_reference_deployed(arch, dtype):
+    """The deploy form of every arch at 224x224 (stage 3: 2x2 windows of 7). The default form
+    of every arch, in both precisions, is compared in test_backbone.py."""
     reference, model = pair(arch, 7, seed=3, deploy=False)
     reference, model = reference.to(dtype), model.to(dtype)
-    if deploy:  # folded in the checkpoint's precision: the float64 run is exact
-        model.switch_to_deploy()
+    model.switch_to_deploy()  # folded in the checkpoint's precision: the float64 run is exact
     x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0), dtype=dtype)
     with torch.no_grad():
-        assert_close(model(x), reference(x),
-                     f'{arch} {"deploy" if deploy else "default"} 224x224 {dtype}')
+        assert_close(model(x), reference(x), f'{arch} deploy 224x224 {dtype}')
 
 
-@pytest.mark.parametrize('deploy', (False, True), ids=('default', 'deploy'))
-@pytest.mark.parametrize('window_size', (7, 10, 16, 0))
-@pytest.mark.parametrize('size', ((97, 131), (64, 48), (20, 20)))
+# Each window size (7, 10, 16, 0 = whole map) against a stage-3/4 map larger than it and not a
+# multiple (97x131), smaller (64x48), and 1x1 at stage 4 (20x20); once in each form.
+WINDOW_CASES = (
+    (False, 7, (97, 131)), (False, 10, (64, 48)), (False, 16, (20, 20)), (False, 0, (97, 131)),
+    (True, 7, (20, 20)), (True, 10, (97, 131)), (True, 16, (64, 48)), (True, 0, (64, 48)))
+
+
+@pytest.mark.parametrize('deploy,window_size,size', WINDOW_CASES)
 def test_odd_sizes_and_windows_match_the_reference(size, window_size, deploy):
     arch = '2m' if window_size in (7, 0) else '6m'
     reference, model = pair(arch, window_size, seed=sum(size), deploy=deploy)
@@ -100,8 +104,11 @@ def test_training_step_matches_the_reference(window_size, size):
           f'max |grad diff| = {grad_diff:.1e} (largest grad {scale:.1e})')
     assert max_diff(outs, expected) <= 1e-10
     assert grad_diff <= 1e-10 * scale
-    for (name, buf), ref_buf in zip(model.named_buffers(), reference.buffers()):
-        assert torch.allclose(buf, ref_buf, rtol=0, atol=1e-10), name  # running statistics
+    ref_buffers = dict(reference.named_buffers())  # the same names: the authors' keys
+    buffers = dict(model.named_buffers())
+    assert buffers.keys() == ref_buffers.keys()
+    for name, buf in buffers.items():
+        assert torch.allclose(buf, ref_buffers[name], rtol=0, atol=1e-10), name  # statistics
 
 
 def test_float32_gradients_match_the_reference():

@@ -69,6 +69,7 @@ def test_default_input_shape_is_the_papers(family, shape):
     assert default_input_shape(config(family, '2m')) == shape
 
 
+@pytest.mark.slow
 def test_the_tool_prints_both_counters_and_takes_a_shape():
     proc = subprocess.run(
         [sys.executable, str(REPO / 'tools/get_flops.py'), config('pspnet', '1m'),

@@ -182,6 +182,7 @@ def test_get_flops_counts_a_two_stage_detector():
     assert result.hook_flops > 100 * (mask_head + box_head)
 
 
+@pytest.mark.slow
 def test_the_flops_tool_takes_an_efficientmod_mask_rcnn():
     output = run_tool(python_tool('get_flops.py', FAMILY / 'efficientmod_s_conv.py', '--shape',
                                   '256', '--counter', 'hook'), cwd=REPO)
@@ -212,6 +213,7 @@ def trained(coco_cwd) -> Path:
     return work
 
 
+@pytest.mark.slow
 def test_train_tool_trains_and_evaluates_boxes_and_masks(trained):
     output = (trained / 'output.txt').read_text()
     last = [line for line in output.splitlines() if 'Epoch(train) [1][1/1]' in line]
@@ -224,6 +226,7 @@ def test_train_tool_trains_and_evaluates_boxes_and_masks(trained):
     assert (trained / 'epoch_1.pth').is_file()
 
 
+@pytest.mark.slow
 def test_test_tool_gives_bbox_and_segm_map(trained, coco_cwd):
     output = run_tool(python_tool(
         'test.py', TINY, trained / 'epoch_1.pth', '--work-dir', trained / 'test',
@@ -244,6 +247,7 @@ def test_test_tool_gives_bbox_and_segm_map(trained, coco_cwd):
         assert mask_utils.decode(instances['masks']).shape == (128, 128, len(instances['masks']))
 
 
+@pytest.mark.slow
 def test_dist_train_with_two_cpu_processes_keeps_replicas_identical(coco_cwd, tmp_path):
     (tmp_path / 'dist.py').write_text(
         f'_base_ = {str(TINY)!r}\n'
@@ -269,6 +273,7 @@ def test_dist_train_with_two_cpu_processes_keeps_replicas_identical(coco_cwd, tm
     assert any(name.startswith('roi_head.mask_head.') for name in moved)
 
 
+@pytest.mark.slow
 def test_inference_api_draws_masks_with_class_names(trained, monkeypatch):
     from mmdet.apis import inference_detector, init_detector
     from mmdet.visualization import DetLocalVisualizer

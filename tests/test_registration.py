@@ -22,6 +22,7 @@ def test_registries_of_both_frameworks_build_emo(scope):
     assert [o.shape[1] for o in outs] == [32, 48, 80, 168]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('scope', ('mmdet', 'mmseg'))
 def test_config_needs_nothing_but_custom_imports(scope, tmp_path):
     """In a fresh interpreter that never imported emo_mm, a config finds EMO by itself."""

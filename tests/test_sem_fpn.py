@@ -171,6 +171,7 @@ def trained(ade_cwd) -> Path:
     return work
 
 
+@pytest.mark.slow
 def test_train_tool_trains_and_evaluates_miou(trained):
     output = (trained / 'output.txt').read_text()
     assert re.search(r'Iter\(train\) \[2/2\].*loss: [\d.]+', output), output[-3000:]
@@ -183,6 +184,7 @@ def test_train_tool_trains_and_evaluates_miou(trained):
     assert (trained / 'iter_2.pth').is_file()
 
 
+@pytest.mark.slow
 def test_test_tool_gives_the_same_miou(trained, ade_cwd):
     output = run_tool(python_tool('test.py', TINY, trained / 'iter_2.pth', '--work-dir',
                                   trained / 'test'), cwd=ade_cwd)
@@ -190,6 +192,7 @@ def test_test_tool_gives_the_same_miou(trained, ade_cwd):
     assert miou(output) == miou((trained / 'output.txt').read_text())
 
 
+@pytest.mark.slow
 def test_dist_train_with_two_cpu_processes_keeps_replicas_identical(ade_cwd, tmp_path):
     (tmp_path / 'start_end_weights.py').write_text(
         'import torch\n'
@@ -229,6 +232,7 @@ def test_dist_train_with_two_cpu_processes_keeps_replicas_identical(ade_cwd, tmp
     assert any(name.startswith('neck.') for name in moved)
 
 
+@pytest.mark.slow
 def test_inference_api_on_a_real_photo_draws_class_names(trained, monkeypatch):
     from mmseg.apis import inference_model, init_model
     from mmseg.visualization import SegLocalVisualizer

@@ -98,17 +98,24 @@ def run(command: Sequence, cwd: Path, log_file: Path, label: str,
 
 
 def train(task: Task, run_dir: Path, nproc: int = 2, port: int = 29500,
-          cfg_options: Sequence[str] = ()) -> Outcome:
-    """Trains ``task`` with tools/dist_train.sh in ``run_dir`` (which holds ``data/``)."""
+          cfg_options: Sequence[str] = (), env: Optional[Dict[str, str]] = None) -> Outcome:
+    """Trains ``task`` with tools/dist_train.sh in ``run_dir`` (which holds ``data/``);
+    ``env`` adds to the tool's environment."""
     work_dir = run_dir / task.name
     start = time.perf_counter()
     options = ['--cfg-options', *cfg_options] if cfg_options else []
     run(['bash', TOOLS / 'dist_train.sh', REPO / task.config, nproc, '--work-dir', work_dir,
-         *options], run_dir, work_dir / 'train.log', f'{task.name} train', env={'PORT': str(port)})
-    outcome = Outcome(task, work_dir, train_seconds=time.perf_counter() - start)
-    outcome.checkpoint = latest_checkpoint(work_dir)
-    outcome.val_history = [r for r in read_scalars(work_dir) if task.metric in r]
-    return outcome
+         *options], run_dir, work_dir / 'train.log', f'{task.name} train',
+        env={**(env or {}), 'PORT': str(port)})
+    return trained_outcome(task, work_dir, time.perf_counter() - start)
+
+
+def trained_outcome(task: Task, work_dir: Path, train_seconds: float = 0.) -> Outcome:
+    """What a finished training of ``task`` left in ``work_dir``: its last checkpoint and the
+    held-out evaluations logged on the way."""
+    return Outcome(task, work_dir, checkpoint=latest_checkpoint(work_dir),
+                   train_seconds=train_seconds,
+                   val_history=[r for r in read_scalars(work_dir) if task.metric in r])
 
 
 def evaluate(outcome: Outcome, run_dir: Path) -> None:

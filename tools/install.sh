@@ -21,7 +21,8 @@ v = md.version
 assert v("mmengine").startswith("0.10.") and v("mmcv") == "2.1.0"
 assert v("mmdet") == "3.3.0" and v("mmsegmentation") == "1.2.2"
 assert int(v("setuptools").split(".")[0]) < 81  # mmengine imports pkg_resources
-for name in ("wheel", "ninja", "ftfy", "regex", "pytest", "matplotlib", "onnx", "onnxruntime"):
+for name in ("wheel", "ninja", "ftfy", "regex", "pytest", "pytest-xdist", "matplotlib", "onnx",
+             "onnxruntime"):
     v(name)
 import torch, mmcv.ops
 from mmcv.ops import nms  # fails when mmcv was built without its compiled ops
@@ -46,10 +47,10 @@ if ! stack_ready; then
       ${EMO_MM_WHEELS:+--find-links "$EMO_MM_WHEELS"} "mmcv==2.1.0"
   fi
 
-  # mmseg imports ftfy and regex without declaring them; pytest and matplotlib run the tests;
-  # onnx and onnxruntime are the [deploy] extra (ONNX export, onnxruntime inference).
-  pip_install "mmdet==3.3.0" "mmsegmentation==1.2.2" ftfy regex pytest matplotlib \
-    onnx onnxruntime
+  # mmseg imports ftfy and regex without declaring them; pytest, pytest-xdist and matplotlib
+  # run the tests; onnx and onnxruntime are the [deploy] extra (export, onnxruntime inference).
+  pip_install "mmdet==3.3.0" "mmsegmentation==1.2.2" ftfy regex pytest pytest-xdist \
+    matplotlib onnx onnxruntime
 
   pip_install --no-build-isolation -e .
   stack_ready || { echo "error: the emo-mm stack is still incomplete after installing; run" \

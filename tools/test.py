@@ -4,7 +4,8 @@
                          [--show-dir DIR] [--tta] [--cfg-options k=v ...] [--launcher ...]
 
 CHECKPOINT is a ``.pth`` file (or URL), or an ``.onnx`` file from tools/export_onnx.py, which
-onnxruntime then runs. Several processes: tools/dist_test.sh CONFIG CHECKPOINT NPROC [options].
+onnxruntime then runs. Several processes: tools/dist_test.sh CONFIG CHECKPOINT NPROC [options];
+on a Slurm cluster: tools/slurm_test.sh PARTITION JOB_NAME CONFIG CHECKPOINT [options].
 """
 import argparse
 import sys
@@ -32,7 +33,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--wait-time', type=float, default=2., help='seconds each --show lasts')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation '
                         '(the config\'s tta_model and tta_pipeline)')
-    cli.add_run_arguments(parser, 'dist_test.sh')
+    cli.add_run_arguments(parser, 'test')
     return parser.parse_args()
 
 

@@ -3,7 +3,8 @@
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--auto-scale-lr]
                           [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
 
-Several processes: tools/dist_train.sh CONFIG NPROC [the options above]; on GPUs or CPU (gloo).
+Several processes: tools/dist_train.sh CONFIG NPROC [the options above]; on a Slurm cluster:
+tools/slurm_train.sh PARTITION JOB_NAME CONFIG WORK_DIR [the options above]; on GPUs or CPU (gloo).
 """
 import argparse
 import sys
@@ -27,7 +28,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--amp', action='store_true', help='mixed precision (needs a GPU)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr by total batch / auto_scale_lr.base_batch_size')
-    cli.add_run_arguments(parser, 'dist_train.sh')
+    cli.add_run_arguments(parser, 'train')
     return parser.parse_args()
 
 

@@ -4,9 +4,13 @@ mmengine re-seeds a resumed run from the start seed, so every random draw after 
 (drop path masks, random augmentations in the main process) would differ from the run that was
 interrupted. With this hook, an interrupted and resumed run is the same run: its final weights
 equal those of an uninterrupted one (on CPU, where kernels are deterministic).
+
+An iteration-based run resumes by drawing (and dropping) the batches already trained on; with
+``num_workers=0`` those draws run the augmentations in the main process and use its random
+generators. There the states are put back after that skip, just before the first new batch.
 """
 import random
-from typing import Optional
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 import torch
@@ -19,7 +23,8 @@ class RNGStateHook(Hook):
     """Stores python/numpy/torch RNG states in ``checkpoint['meta']['rng_state']``.
 
     The states are put back at ``before_train``, i.e. after everything a resume does (building
-    the optimiser, re-seeding), just before the first iteration. Only tensors and plain Python
+    the optimiser, re-seeding), just before the first iteration; in an iteration-based loop,
+    once it has skipped the batches already trained on. Only tensors and plain Python
     values are stored, so the checkpoint stays loadable with ``torch.load(weights_only=True)``.
     In distributed runs the state of the rank that saves (rank 0) is restored on every rank.
     """
@@ -47,7 +52,18 @@ class RNGStateHook(Hook):
     def before_train(self, runner) -> None:
         if self._pending is None:
             return
-        state, self._pending = self._pending, None
+        loop = runner.train_loop
+        skipped = getattr(loop, 'iter', 0) if hasattr(loop, 'dataloader_iterator') else 0
+        if skipped:  # IterBasedTrainLoop: restore once its skip of the trained batches is over
+            state, self._pending = self._pending, None
+            loop.dataloader_iterator = _AfterSkipping(
+                loop.dataloader_iterator, skipped, lambda: self._restore(runner, state))
+        else:
+            self._restore(runner, self._pending)
+            self._pending = None
+
+    @staticmethod
+    def _restore(runner, state: dict) -> None:
         random.setstate(state['python'])
         numpy_state = state['numpy']
         np.random.set_state((numpy_state['name'], numpy_state['key'].numpy(),
@@ -57,3 +73,23 @@ class RNGStateHook(Hook):
         if 'cuda' in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state['cuda'])
         runner.logger.info('RNGStateHook: restored the random states saved with the checkpoint')
+
+
+class _AfterSkipping:
+    """A dataloader iterator that calls ``action`` once, after its first ``skip`` batches and
+    before the next one; it then hands out its wrapped iterator's batches unchanged."""
+
+    def __init__(self, iterator: Iterator, skip: int, action: Callable[[], None]) -> None:
+        self._iterator, self._skip, self._action = iterator, skip, action
+
+    def __iter__(self) -> '_AfterSkipping':
+        return self
+
+    def __next__(self) -> Any:
+        if self._skip == 0:
+            self._action()
+        self._skip -= 1
+        return next(self._iterator)
+
+    def __getattr__(self, name: str) -> Any:  # e.g. the wrapped iterator's ``_epoch``
+        return getattr(self._iterator, name)

@@ -7,6 +7,8 @@ results, while the environment and the full config go to the work dir's log file
 import logging
 from typing import Optional
 
+import torch
+import torch.distributed as torch_dist
 from mmengine.config import Config
 from mmengine.logging import MMLogger, print_log
 from mmengine.registry import RUNNERS
@@ -46,6 +48,11 @@ class QuietConsoleRunner(Runner):
                      if isinstance(h, logging.FileHandler)]
         if log_files:
             logger.info(f'environment, config and full log: {log_files[0]}')
+        if self.distributed:
+            # The environment dump says this too, under "GPU number" even on CPU.
+            logger.info(f'Distributed launcher: {self.launcher}, {self.world_size} processes '
+                        f'(backend {torch_dist.get_backend()}, {torch.get_num_threads()} CPU '
+                        f'threads each)')
         return logger
 
 
