@@ -20,11 +20,10 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from conftest import CONFIGS, REPO, assert_close, load_tool, python_tool, run_tool
+from conftest import CONFIGS, REPO, assert_close, load_tool, python_tool, run_tool, unmatched
 
 import emo_mm  # noqa: F401  (registers EMO and the configs' modules)
 from emo_mm import EMO
-from emo_mm.datasets.tiny_coco import make_tiny_coco
 from emo_mm.deploy import DeployError, export_onnx, init_onnx_model, use_onnx_model
 from emo_mm.deploy.backbone_graph import GraphEMO
 from emo_mm.deploy.benchmark import build_random, lift_class_logits, ort_session
@@ -35,23 +34,6 @@ from emo_mm.testing.emo_reference import ReferenceEMO, randomize
 SSD_TINY = CONFIGS / 'ssdlite' / 'emo_1m_tiny.py'
 RETINA_TINY = CONFIGS / 'retinanet' / 'emo_1m_tiny.py'
 PHOTO = sorted((REPO / 'demo').glob('*.jpg'))[0]
-
-
-def unmatched(found, expected, score_atol: float) -> int:
-    """How many of ``expected``'s boxes (InstanceData) have no box in ``found`` of the same
-    label, IoU > 0.95 and a score within ``score_atol``."""
-    if len(expected) == 0:
-        return 0
-    if len(found) == 0:
-        return len(expected)
-    a, b = expected.bboxes[:, None].float(), found.bboxes[None].float()
-    inter = (torch.minimum(a[..., 2:], b[..., 2:]) - torch.maximum(a[..., :2], b[..., :2]))
-    inter = inter.clamp(min=0).prod(-1)
-    area = lambda x: (x[..., 2:] - x[..., :2]).prod(-1)  # noqa: E731
-    iou = inter / (area(a) + area(b) - inter).clamp(min=1e-9)
-    same = (expected.labels[:, None] == found.labels[None]) & (iou > 0.95) & \
-        ((expected.scores[:, None] - found.scores[None]).abs() <= score_atol)
-    return int((~same.any(1)).sum())
 
 
 # ------------------------------------------------------------------ the export form of EMO
@@ -101,6 +83,7 @@ def ssd_static(tmp_path_factory):
     return dict(config=config, model=model, onnx=onnx_file, meta=meta, optimized=optimized)
 
 
+@pytest.mark.slow
 def test_static_graph_runs_without_shape_arithmetic(ssd_static):
     """What onnxruntime runs (its saved optimised model) computes no shape in the network:
     every size is a constant (only the detection tail sizes its candidates, by how many pass
@@ -122,6 +105,7 @@ def test_static_graph_runs_without_shape_arithmetic(ssd_static):
     assert counts['Transpose'] <= 5 * (7 + 2) + 2, counts
 
 
+@pytest.mark.slow
 def test_static_graph_matches_pytorch_and_refuses_other_sizes(ssd_static):
     from mmdet.apis import inference_detector
     from mmdet.structures import DetDataSample
@@ -134,7 +118,7 @@ def test_static_graph_matches_pytorch_and_refuses_other_sizes(ssd_static):
     found = onnx_model.predict(x, [sample.clone()])[0].pred_instances
     assert len(expected) == 200 and len(found) == len(expected)  # max_per_img boxes
     assert_close(found.scores.sort().values, expected.scores.sort().values, 'scores')
-    assert unmatched(found, expected, score_atol=1e-4) <= 10  # random weights: ties
+    assert len(unmatched(found, expected, len(expected), score_atol=1e-4)) <= 10  # ties
     with pytest.raises(DeployError, match=r'static graph.*exactly 1x3x320x320.*got '
                        r'1x3x333x417.*--dynamic'):
         onnx_model.run_graph(torch.zeros(1, 3, 333, 417))
@@ -146,6 +130,7 @@ def test_static_graph_matches_pytorch_and_refuses_other_sizes(ssd_static):
 
 
 # --------------------------------------------- detection: clipped to each image before NMS
+@pytest.mark.slow
 def test_padded_mixed_batch_suppresses_border_boxes_as_pytorch(tmp_path):
     """RetinaNet (its inputs padded to multiples of 32): two images of other sizes in one
     padded batch. Boxes are clipped to each image before NMS, as mmdet does, so the graph
@@ -178,14 +163,14 @@ def test_padded_mixed_batch_suppresses_border_boxes_as_pytorch(tmp_path):
         at_border = ((ref.bboxes[:, 2] == w) | (ref.bboxes[:, 3] == h)).sum().item()
         assert at_border >= 5, f'image {i}: {at_border} boxes at its border: nothing tested'
         assert len(ours) == len(ref)
-        assert unmatched(ours, ref, score_atol=1e-4) <= 0.05 * len(ref)
+        assert len(unmatched(ours, ref, len(ref), score_atol=1e-4)) <= 0.05 * len(ref)
         from mmengine.structures import InstanceData
         keep = image == i
         padded = InstanceData(bboxes=boxes[keep].clone(), scores=scores[keep],
                               labels=labels[keep])
         padded.bboxes[:, 0::2].clamp_(0, w)
         padded.bboxes[:, 1::2].clamp_(0, h)
-        assert unmatched(padded, ref, score_atol=1e-4) > 0.05 * len(ref), \
+        assert len(unmatched(padded, ref, len(ref), score_atol=1e-4)) > 0.05 * len(ref), \
             'clipping after NMS gives the same boxes: the test shows nothing'
 
 
@@ -202,7 +187,7 @@ def test_box_coder_options_the_graph_does_not_compute_are_refused(tmp_path):
 
 # ------------------------------------------- no detection: empty results through every door
 @pytest.fixture(scope='module')
-def empty_ssd(tmp_path_factory):
+def empty_ssd(tmp_path_factory, demo_data):
     """SSDLite-EMO-1M tiny (3 classes) whose background logit dominates: no score reaches
     score_thr. Saved as a checkpoint and exported by the tool, static (default) and dynamic."""
     tmp = tmp_path_factory.mktemp('empty_ssd')
@@ -218,10 +203,10 @@ def empty_ssd(tmp_path_factory):
         argv = ['export_onnx.py', str(SSD_TINY), str(checkpoint), '--out', str(out)]
         sys.argv = argv + (['--dynamic'] if kind == 'dynamic' else [])
         tool.main()
-    make_tiny_coco(tmp / 'data' / 'tiny_coco', num_train=1, num_val=2, image_size=160)
-    return dict(cwd=tmp, **files)
+    return dict(tmp=tmp, demo_data=demo_data, **files)
 
 
+@pytest.mark.slow
 def test_tool_exports_static_by_default_and_dynamic_on_request(empty_ssd, capsys):
     from emo_mm.deploy.metadata import read_metadata
     static, dynamic = (read_metadata(str(empty_ssd[k])) for k in ('static', 'dynamic'))
@@ -230,11 +215,12 @@ def test_tool_exports_static_by_default_and_dynamic_on_request(empty_ssd, capsys
     outputs = dynamic['session'].run(None, {'input': np.zeros((2, 3, 333, 417), np.float32)})
     assert outputs[0].shape == (0, 4)
     with pytest.raises(DeployError, match='resizes every image to 320x320.*--dynamic'):
-        export_onnx(str(SSD_TINY), None, str(empty_ssd['cwd'] / 'x.onnx'), shape=(256, 320))
+        export_onnx(str(SSD_TINY), None, str(empty_ssd['tmp'] / 'x.onnx'), shape=(256, 320))
     with pytest.raises(DeployError, match='keeps the aspect ratio'):
-        export_onnx(str(RETINA_TINY), None, str(empty_ssd['cwd'] / 'x.onnx'), dynamic=False)
+        export_onnx(str(RETINA_TINY), None, str(empty_ssd['tmp'] / 'x.onnx'), dynamic=False)
 
 
+@pytest.mark.slow
 def test_no_detection_gives_empty_results_through_every_door(empty_ssd):
     from mmdet.apis import DetInferencer, inference_detector
     for kind in ('static', 'dynamic'):
@@ -248,13 +234,15 @@ def test_no_detection_gives_empty_results_through_every_door(empty_ssd):
     prediction = inferencer(str(PHOTO), return_vis=True)
     assert prediction['predictions'][0]['bboxes'] == []
     assert prediction['visualization'][0].shape == mmcv.imread(str(PHOTO)).shape
-    output = run_tool(python_tool('test.py', SSD_TINY, empty_ssd['static'], '--cfg-options',
+    output = run_tool(python_tool('test.py', SSD_TINY, empty_ssd['static'], '--work-dir',
+                                  empty_ssd['tmp'] / 'test', '--cfg-options',
                                   'test_dataloader.num_workers=0',
                                   'test_dataloader.persistent_workers=False'),
-                      cwd=empty_ssd['cwd'])
+                      cwd=empty_ssd['demo_data'])
     assert 'The testing results of the whole dataset is empty' in output
 
 
+@pytest.mark.slow
 def test_one_onnxruntime_session_per_model(empty_ssd, monkeypatch):
     import onnxruntime
     opened = []
