@@ -11,9 +11,11 @@ channels-last maps but real copies in a graph):
 * the LayerNorm stages (3-4) normalise, attend and run ``v`` on channels-last maps: one
   transpose in (onnxruntime merges it into the reorder out of ``NCHWc``), LayerNormalization
   over the last axis (onnxruntime's fused kernel), window tokens by a reshape and one transpose,
-  heads merged and windows reversed by one transpose, ``v`` as a MatMul on the tokens with its
-  bias and exact GELU (onnxruntime fuses them into one ``BiasGelu``), and one transpose back
-  to NCHW for the depth-wise convolution;
+  heads merged and windows reversed by one transpose, ``v`` and ``proj`` as matrix products
+  with their bias (onnxruntime's ``Gemm``), exact GELU as one op (onnxruntime fuses the
+  exported erf form into ``Gelu``), the residual adds on the same maps, and the depth-wise
+  convolution on an NCHW view of them (both transposes merged into onnxruntime's reorders in
+  and out of ``NCHWc``);
 * ``v`` runs after the window padding is cropped (a pointwise map: the same values, fewer
   pixels; the PyTorch module runs it before, on the padded map, as the authors do);
 * the attention scale is folded into ``q``'s projection;

@@ -2,8 +2,9 @@
 
 Both take the config's preprocessed input, a normalised float32 ``(N, 3, H, W)`` batch (see
 :mod:`emo_mm.deploy.metadata`). A *dynamic* graph takes any batch size, height and width; a
-*static* one (``static=True``) the traced ``(N, H, W)`` only, and in exchange holds no shape
-arithmetic at all (every size is a constant, so the exporter and onnxruntime fold it away).
+*static* one (``static=True``) the traced ``(N, H, W)`` only, and in exchange computes no size
+from its input (every size is a constant, folded away by the exporter and onnxruntime; only
+the detection tail sizes its candidates, by how many pass ``score_thr``).
 
 * :class:`DetectionGraph` (single-stage anchor detectors: SSD/SSDLite, RetinaNet): head
   outputs -> per-level top ``nms_pre`` (anchor, class) scores -> box decoding, clipped to each
