@@ -15,7 +15,9 @@ two sessions (or with PyTorch) would slow each other. The median call of all blo
 * :func:`compare_eager`: onnxruntime against ``model.predict`` (PyTorch eager, deploy form:
   ``switch_to_deploy()``, with mmdet's / mmseg's post-processing), same threads.
 * :func:`profile_op_types`: onnxruntime's own profile of a run, by operator type (after its
-  fusions).
+  fusions), each node's median call.
+
+Each (model, case) is built and exported once per run (:class:`Exports`).
 """
 import copy
 import json
@@ -147,59 +149,67 @@ def time_blocks(steps: Dict[str, Callable[[], object]], blocks: int, calls: int,
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
-def compare_models(models: Sequence[Model] = SSD_MODELS, threads: Sequence[int] = (2, 1),
-                   cases: Sequence[str] = tuple(NMS_CASES), blocks: int = 10, calls: int = 10,
-                   warmup: int = 3, tmp: Optional[str] = None) -> List[dict]:
+class Exports:
+    """Each (model, case) built and exported once per benchmark run, in a temporary folder:
+    ``get(model, case)`` -> ``(task, eager model, onnx file)``."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self.made: Dict[Tuple[str, str], Tuple[str, torch.nn.Module, str]] = {}
+
+    def get(self, model: Model, case: str):
+        name, config, size = model
+        if (name, case) not in self.made:
+            cfg, task, module = build_random(config)
+            if case == 'nms' and task == 'detection':
+                lift_class_logits(module)
+            onnx_file = os.path.join(self.folder, f'{len(self.made)}.onnx')
+            export_default(cfg, task, module, size, onnx_file)
+            self.made[name, case] = (task, module, onnx_file)
+        return self.made[name, case]
+
+
+def compare_models(exports: Exports, models: Sequence[Model] = SSD_MODELS,
+                   threads: Sequence[int] = (2, 1), cases: Sequence[str] = tuple(NMS_CASES),
+                   blocks: int = 10, calls: int = 10, warmup: int = 3) -> List[dict]:
     """Rows ``model, case, threads, ms, vs_last, boxes``: every model's graph in
     onnxruntime, the models taking turns by blocks (one run per case and thread count);
     ``vs_last``: latency over the last model's (SSDLite-MobileNetV2 by default)."""
     rows = []
-    with tempfile.TemporaryDirectory(dir=tmp) as tmp_dir:
-        files = {}
-        for case in cases:
-            for name, config, size in models:
-                cfg, task, model = build_random(config)
-                if case == 'nms':
-                    lift_class_logits(model)
-                files[case, name] = os.path.join(tmp_dir, f'{case}-{len(files)}.onnx')
-                export_default(cfg, task, model, size, files[case, name])
-        for case in cases:
-            for count in threads:
-                sessions = {name: ort_session(files[case, name], count)
-                            for name, _, _ in models}
-                steps = {name: onnx_step(sessions[name], size) for name, _, size in models}
-                boxes = {name: len(step()[1]) for name, step in steps.items()}
-                times = time_blocks(steps, blocks, calls, warmup)
-                last = times[models[-1][0]]
-                rows += [dict(model=name, case=case, threads=count, ms=ms, vs_last=ms / last,
-                              boxes=boxes[name]) for name, ms in times.items()]
+    for case in cases:
+        files = {model[0]: exports.get(model, case)[2] for model in models}
+        for count in threads:
+            steps = {name: onnx_step(ort_session(files[name], count), size)
+                     for name, _, size in models}
+            boxes = {name: len(step()[1]) for name, step in steps.items()}
+            times = time_blocks(steps, blocks, calls, warmup)
+            last = times[models[-1][0]]
+            rows += [dict(model=name, case=case, threads=count, ms=ms, vs_last=ms / last,
+                          boxes=boxes[name]) for name, ms in times.items()]
     return rows
 
 
-def compare_eager(models: Sequence[Model] = EAGER_MODELS, threads: Sequence[int] = (2, 1),
-                  blocks: int = 10, calls: int = 5, warmup: int = 2,
-                  tmp: Optional[str] = None) -> List[dict]:
+def compare_eager(exports: Exports, models: Sequence[Model] = EAGER_MODELS,
+                  threads: Sequence[int] = (2, 1), blocks: int = 10, calls: int = 5,
+                  warmup: int = 2) -> List[dict]:
     """Rows ``model, threads, runtime, ms, speedup``: PyTorch eager (deploy form) and
     onnxruntime, taking turns by blocks; ``speedup``: eager's latency over onnxruntime's.
-    SSD models run the ``nms`` case (boxes reach NMS in both)."""
+    Detectors run the ``nms`` case (boxes reach NMS in both)."""
     rows = []
-    with tempfile.TemporaryDirectory(dir=tmp) as tmp_dir:
-        for name, config, size in models:
-            cfg, task, model = build_random(config)
-            if task == 'detection':
-                lift_class_logits(model)
-            onnx_file = os.path.join(tmp_dir, f'{len(rows)}.onnx')
-            export_default(cfg, task, model, size, onnx_file)
-            if hasattr(model.backbone, 'switch_to_deploy'):
-                model.backbone.switch_to_deploy()
-            for count in threads:
-                torch.set_num_threads(count)
-                steps = {'PyTorch eager': eager_step(model, task, size),
-                         'onnxruntime': onnx_step(ort_session(onnx_file, count), size)}
-                times = time_blocks(steps, blocks, calls, warmup)
-                rows += [dict(model=name, size=f'{size[0]}x{size[1]}', threads=count,
-                              runtime=runtime, ms=ms, speedup=times['PyTorch eager'] / ms)
-                         for runtime, ms in times.items()]
+    for model_spec in models:
+        name, _, size = model_spec
+        task, model, onnx_file = exports.get(model_spec, 'nms')
+        model = copy.deepcopy(model)
+        if hasattr(model.backbone, 'switch_to_deploy'):
+            model.backbone.switch_to_deploy()
+        for count in threads:
+            torch.set_num_threads(count)
+            steps = {'PyTorch eager': eager_step(model, task, size),
+                     'onnxruntime': onnx_step(ort_session(onnx_file, count), size)}
+            times = time_blocks(steps, blocks, calls, warmup)
+            rows += [dict(model=name, size=f'{size[0]}x{size[1]}', threads=count,
+                          runtime=runtime, ms=ms, speedup=times['PyTorch eager'] / ms)
+                     for runtime, ms in times.items()]
     return rows
 
 
@@ -226,20 +236,13 @@ def profile_op_types(onnx_file: str, size: Tuple[int, int], threads: int = 2,
     return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
 
 
-def profile_models(models: Sequence[Model] = (SSD_MODELS[0], SSD_MODELS[-1]), threads: int = 2,
-                   case: str = 'nms', runs: int = 20) -> Dict[str, Dict[str, float]]:
+def profile_models(exports: Exports, models: Sequence[Model] = (SSD_MODELS[0], SSD_MODELS[-1]),
+                   threads: int = 2, case: str = 'nms', runs: int = 20
+                   ) -> Dict[str, Dict[str, float]]:
     """:func:`profile_op_types` of each model's default export (``case`` as in
     :func:`compare_models`)."""
-    profiles = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, config, size in models:
-            cfg, task, model = build_random(config)
-            if case == 'nms' and task == 'detection':
-                lift_class_logits(model)
-            onnx_file = os.path.join(tmp, f'{len(profiles)}.onnx')
-            export_default(cfg, task, model, size, onnx_file)
-            profiles[name] = profile_op_types(onnx_file, size, threads, runs)
-    return profiles
+    return {model[0]: profile_op_types(exports.get(model, case)[2], model[2], threads, runs)
+            for model in models}
 
 
 def format_models(rows: List[dict]) -> str:
@@ -278,21 +281,25 @@ def format_profiles(profiles: Dict[str, Dict[str, float]], top: int = 12) -> str
 def print_deploy_benchmark(threads: Sequence[int] = (2, 1), blocks: int = 10, calls: int = 10,
                            warmup: int = 3, profile: bool = True) -> Dict[str, list]:
     """Runs and prints :func:`compare_models`, :func:`compare_eager` and (``profile``)
-    :func:`profile_models`; returns their rows."""
-    print(f'onnxruntime, whole graph with NMS, batch 1, models taking turns by blocks of '
-          f'{calls} calls ({warmup} warm-up calls each), {blocks} blocks; median call:')
-    for case, words in NMS_CASES.items():
-        print(f'  case {case}: {words}')
-    models = compare_models(threads=threads, blocks=blocks, calls=calls, warmup=warmup)
-    print(format_models(models))
-    print('\nonnxruntime against PyTorch eager (model.predict, deploy form), taking turns by '
-          'blocks; SSDLite in case nms:')
-    eager = compare_eager(threads=threads, blocks=blocks, calls=max(2, calls // 2),
-                          warmup=max(1, warmup - 1))
-    print(format_eager(eager))
-    result = dict(models=models, eager=eager)
-    if profile:
-        print(f'\nonnxruntime profile by operator type, {threads[0]} threads, case nms:')
-        result['profiles'] = profile_models(threads=threads[0])
-        print(format_profiles(result['profiles']))
+    :func:`profile_models`, each model exported once; returns their rows."""
+    with tempfile.TemporaryDirectory() as folder:
+        exports = Exports(folder)
+        print(f'onnxruntime, whole graph with NMS, batch 1, models taking turns by blocks of '
+              f'{calls} calls ({warmup} warm-up calls each), {blocks} blocks; median call:')
+        for case, words in NMS_CASES.items():
+            print(f'  case {case}: {words}')
+        models = compare_models(exports, threads=threads, blocks=blocks, calls=calls,
+                                warmup=warmup)
+        print(format_models(models))
+        print('\nonnxruntime against PyTorch eager (model.predict, deploy form), taking turns '
+              'by blocks; SSDLite in case nms:')
+        eager = compare_eager(exports, threads=threads, blocks=blocks,
+                              calls=max(2, calls // 2), warmup=max(1, warmup - 1))
+        print(format_eager(eager))
+        result = dict(models=models, eager=eager)
+        if profile:
+            count = f'{threads[0]} thread' + ('s' if threads[0] != 1 else '')
+            print(f'\nonnxruntime profile by operator type, {count}, case nms:')
+            result['profiles'] = profile_models(exports, threads=threads[0])
+            print(format_profiles(result['profiles']))
     return result
