@@ -38,13 +38,13 @@ PHOTO = sorted((REPO / 'demo').glob('*.jpg'))[0]
 
 # ------------------------------------------------------------------ the export form of EMO
 @pytest.mark.parametrize('window_size,size,static', (
-    (7, (97, 131), True), (7, (97, 131), False), (7, (64, 64), True), (0, (40, 56), False)),
+    (7, (33, 131), True), (7, (33, 131), False), (4, (128, 64), True), (0, (40, 56), False)),
     ids=('padded-static', 'padded-dynamic', 'unpadded-static', 'one-window-dynamic'))
 def test_graph_emo_is_the_deploy_form_in_float64(window_size, size, static):
     """Same outputs as the deploy form of EMO-1M (BatchNorm folded) to float64 rounding, with
-    random weights and norm statistics: at a size whose stride-16/32 maps need window padding
-    (97x131: several windows, padded), one that needs none (64x64), and with one window over
-    the whole map (window 0)."""
+    random weights and norm statistics: windows of 7 on maps that need padding (33x131: stage 3
+    3x9, two padded windows), windows of 4 where stage 3 needs none (128x64: 8x4, two windows),
+    and one window over the whole map (window 0)."""
     reference = ReferenceEMO('1m', window_size)
     randomize(reference, seed=sum(size))
     model = EMO('1m', window_size=window_size, out_indices=range(5))
