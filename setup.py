@@ -13,7 +13,7 @@ setup(
     long_description=Path('README.md').read_text(encoding='utf-8'),
     long_description_content_type='text/markdown',
     packages=find_packages(include=['emo_mm', 'emo_mm.*']),
-    python_requires='>=3.8',
+    python_requires='>=3.10',  # torch 2.13's wheels
     # Ranges an installed torch 2.x satisfies, so no second torch is pulled in. mmcv must be
     # built with its ops (see tools/install.sh): pip cannot express that.
     install_requires=[

@@ -1,11 +1,11 @@
 """tools/get_flops.py and emo_mm.analysis: parameters and both FLOP counters of every config.
 
-Targets (paper-results.md): the module-hook counter gives the paper's downstream figures; the
+Targets (the EMO paper's tables): the module-hook counter gives the paper's downstream figures; the
 jit counter, which also counts the attention matmuls, is checked where a reference exists
 (SSDLite, DeepLabv3). RetinaNet is the slow case (~15 s a model at 800x1333 on 2 cores), so it
 runs with the hook counter only, for two models: 5M at the default 800x1333 (published 178G;
-all three variants give 163.1/167.0/177.5G, run by hand) and 1M at 800x1280, where
-paper-results.md gives the exact hook figure.
+all three variants give 163.1/167.0/177.5G, run by hand) and 1M at 800x1280, where the
+authors' published figure is the exact hook figure (156.1G).
 """
 import os
 import subprocess

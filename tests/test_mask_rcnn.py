@@ -1,4 +1,4 @@
-"""Mask R-CNN on COCO with EMO and EfficientMod (issue 13): the configs against the EfficientMod
+"""Mask R-CNN on COCO with EMO and EfficientMod: the configs against the EfficientMod
 paper's recipe and the exact parameter counts, the tiny dataset's instance masks, FLOPs of a
 two-stage detector, and the real tools (train, 2-process CPU training, test with bbox + segm
 mAP) and inference APIs on the tiny dataset and a real photo.
@@ -29,7 +29,7 @@ from emo_mm.analysis import default_input_shape, model_complexity
 from emo_mm.datasets.tiny_coco import CLASSES, _draw, make_tiny_coco
 
 FAMILY = CONFIGS / 'mask_rcnn'
-# The whole model (80 classes), from the official backbones in mmdet's heads (issue 13).
+# The whole model (80 classes), from the official backbones in mmdet's heads.
 PARAMS = {'emo_1m': 21_181_064, 'emo_2m': 22_183_736, 'emo_5m': 24_869_944,
           'efficientmod_s': 32_630_136, 'efficientmod_s_conv': 32_591_656}
 EMO = {'emo_1m': ('1m', 7, 0.04036), 'emo_2m': ('2m', 7, 0.05), 'emo_5m': ('5m', 10, 0.05)}

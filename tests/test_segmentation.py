@@ -25,7 +25,7 @@ from emo_mm.datasets.tiny_ade import ADE20K_IDS, CLASSES, make_tiny_ade
 FAMILIES = ('deeplabv3', 'pspnet')
 VARIANTS = ('1m', '2m', '5m')
 TINY_CONFIG = REPO / 'configs/deeplabv3/emo_1m_tiny.py'
-# Whole model with the auxiliary head (issue 4, paper-results.md).
+# Whole model with the auxiliary head (the EMO paper's segmentation models).
 PARAMS = {
     ('deeplabv3', '1m'): 5_653_188, ('deeplabv3', '2m'): 6_967_156,
     ('deeplabv3', '5m'): 10_355_828, ('pspnet', '1m'): 4_374_724,

@@ -1,4 +1,4 @@
-"""Semantic FPN on ADE20K with EMO and EfficientMod (issue 13): the configs against the
+"""Semantic FPN on ADE20K with EMO and EfficientMod: the configs against the
 EfficientMod paper's recipe (its warm-up + cosine schedule included) and the exact parameter
 counts, FLOPs, and the real tools (train, 2-process CPU training, test with mIoU) and inference
 APIs on the tiny ADE20K-format dataset and a real photo.
@@ -27,7 +27,7 @@ from emo_mm.analysis import default_input_shape, model_complexity
 from emo_mm.datasets.tiny_ade import CLASSES, make_tiny_ade
 
 FAMILY = CONFIGS / 'sem_fpn'
-# The whole model (150 classes), from the official backbones in mmseg's heads (issue 13).
+# The whole model (150 classes), from the official backbones in mmseg's heads.
 PARAMS = {'emo_1m': 5_280_302, 'emo_2m': 6_282_974, 'emo_5m': 8_969_182,
           'efficientmod_s': 16_729_374, 'efficientmod_s_conv': 16_690_894}
 EMO = {'emo_1m': ('1m', 7, 0.04036), 'emo_2m': ('2m', 7, 0.05), 'emo_5m': ('5m', 16, 0.05)}
