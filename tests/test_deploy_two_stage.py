@@ -351,20 +351,27 @@ def test_det_inferencer_draws_the_onnx_models_masks(exported, tmp_path):
 
 @pytest.mark.slow
 def test_two_stage_file_records_both_inputs(tmp_path):
-    """The metadata says the two inputs and the mask settings; the graph has them."""
-    from emo_mm.deploy.metadata import read_metadata
+    """The metadata says the two inputs (img_shape optional, as for every detection graph)
+    and the mask settings; not fed, img_shape lets each image fill the input."""
+    from emo_mm.deploy.metadata import IMG_SHAPE_CONVENTION, read_metadata
+    from emo_mm.deploy.session import optional_inputs
     cfg = Config.fromfile(str(MASK_RCNN / 'emo_1m_tiny.py'))
     onnx_file = tmp_path / 'x.onnx'
     export_onnx(cfg, None, str(onnx_file), shape=(96, 128))
     meta = read_metadata(str(onnx_file))
     assert meta['wrapper'] == 'OnnxTwoStageDetector' and meta['family'] == 'MaskRCNN'
-    assert 'img_shape' in meta['input']['convention'] and meta['input']['img_shape']['rows'] \
-        == '(height, width)'
+    assert meta['inputs'] == ['input', 'img_shape'] and meta['input']['dynamic']
+    assert meta['input']['img_shape'] == IMG_SHAPE_CONVENTION
+    assert 'mask_logits' in meta['input']['convention']
     assert meta['mask_thr_binary'] == 0.5 and meta['mask_size'] == [28, 28]
-    inputs = meta['session'].get_inputs()
-    assert [(i.name, i.type) for i in inputs] == [('input', 'tensor(float)'),
-                                                  ('img_shape', 'tensor(int64)')]
-    assert inputs[1].shape == ['batch', 2]
+    session = meta['session']
+    assert [(i.name, i.type, i.shape) for i in session.get_inputs()] == [
+        ('input', 'tensor(float)', ['batch', 3, 'height', 'width'])]
+    assert optional_inputs(session) == ['img_shape']
+    x = torch.randn(2, 3, 100, 140, generator=torch.Generator().manual_seed(0)).numpy()
+    full = session.run(None, {'input': x, 'img_shape': np.array([[100, 140]] * 2)})
+    for ours, fed in zip(session.run(None, {'input': x}), full):
+        assert np.array_equal(ours, fed)
 
 
 # ------------------------------------------------------------------------------ bad input

@@ -33,7 +33,7 @@ Example::
 
     python tools/benchmark.py --plot docs/benchmark.png --json work_dirs/benchmark.json
     python tools/benchmark.py --sections efficientmod --efficientmod-archs xxs --batches 1
-    python tools/benchmark.py --deploy only --reps 20   # whole models: eager vs onnxruntime
+    python tools/benchmark.py --deploy only   # exported models in onnxruntime (see --deploy)
 """
 import argparse
 import importlib
@@ -87,8 +87,10 @@ def parse_args() -> argparse.Namespace:
                         help='default: cpu, and cuda when available')
     parser.add_argument('--threads', type=int, default=torch.get_num_threads(),
                         help='torch.set_num_threads for every model (default: %(default)s)')
-    parser.add_argument('--reps', type=int, default=5, help='timed steps per model')
-    parser.add_argument('--warmup', type=int, default=2, help='untimed steps per model')
+    parser.add_argument('--reps', type=int, default=None,
+                        help='timed steps per model (default 5; --deploy: per block, 10)')
+    parser.add_argument('--warmup', type=int, default=None,
+                        help='untimed steps per model (default 2; --deploy: per block, 3)')
     parser.add_argument('--no-ref', action='store_true',
                         help='skip the (slow) references; no ratios or differences then')
     parser.add_argument('--plot', default='benchmark.png', help='where to save the plot')
@@ -96,10 +98,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--check', action='store_true',
                         help='compare with the acceptance targets; exit 1 when one is missed')
     parser.add_argument('--deploy', nargs='?', const='also', choices=['also', 'only'],
-                        help='also (or only) time whole models, batch 1: SSDLite-EMO-1M/5M and '
-                        'mmdet\'s SSDLite-MobileNetV2 at 320x320, DeepLabv3-EMO-1M at 512x512, '
-                        'in PyTorch eager (default and deploy form) and onnxruntime '
-                        '(emo_mm.deploy.benchmark)')
+                        help='also (or only) time whole exported models in onnxruntime, batch '
+                        '1 (emo_mm.deploy.benchmark): SSDLite-EMO-1M/2M/5M against mmdet\'s '
+                        'SSDLite-MobileNetV2 at 320x320 (with and without boxes reaching '
+                        'NMS), SSDLite-EMO-1M and DeepLabv3-EMO-1M (512x512) against PyTorch '
+                        'eager, and onnxruntime\'s profile by operator type')
+    parser.add_argument('--deploy-threads', nargs='+', type=int, default=[2, 1],
+                        help='thread counts of the --deploy comparisons (default: 2 1)')
+    parser.add_argument('--deploy-blocks', type=int, default=10,
+                        help='--deploy: blocks per model; each block is --warmup untimed and '
+                        '--reps timed calls (defaults for --deploy: 3 and 10)')
+    parser.add_argument('--no-profile', action='store_true',
+                        help='--deploy without the operator profile')
     return parser.parse_args()
 
 
@@ -359,12 +369,17 @@ def plot(rows: List[dict], path: str) -> None:
 
 def main() -> int:
     args = parse_args()
-    if args.deploy:  # whole models: PyTorch eager vs onnxruntime
-        from emo_mm.deploy.benchmark import print_benchmark
-        torch.set_num_threads(args.threads)
-        print_benchmark(threads=args.threads, reps=args.reps, warmup=args.warmup)
+    backbone_reps, backbone_warmup = 5, 2
+    if args.deploy:  # whole models in onnxruntime: against each other and PyTorch eager
+        from emo_mm.deploy.benchmark import print_deploy_benchmark
+        print_deploy_benchmark(
+            threads=args.deploy_threads, blocks=args.deploy_blocks,
+            calls=10 if args.reps is None else args.reps,
+            warmup=3 if args.warmup is None else args.warmup, profile=not args.no_profile)
         if args.deploy == 'only':
             return 0
+    args.reps = backbone_reps if args.reps is None else args.reps
+    args.warmup = backbone_warmup if args.warmup is None else args.warmup
     torch.set_num_threads(args.threads)
     devices = args.devices or (['cpu', 'cuda'] if torch.cuda.is_available() else ['cpu'])
     print(f'torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs; '

@@ -33,7 +33,7 @@ def use_onnx_model(cfg: Config, onnx_file: str) -> None:
                           '`python tools/test.py CONFIG FILE.onnx` without --launcher '
                           '(not tools/dist_test.sh)')
     task = task_of(cfg, config_name)
-    meta = read_metadata(onnx_file)
+    meta = read_metadata(onnx_file, with_session=False)  # the model opens the one session
     if meta['task'] != task:
         raise DeployError(f'{onnx_file!r} holds a {meta["task"]} model but {config_name} is a '
                           f'{task} config; use the config it was exported from '

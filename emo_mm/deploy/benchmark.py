@@ -1,16 +1,23 @@
-"""Whole-model latency: PyTorch eager (default and deploy form) against onnxruntime.
+"""Whole-model latency: onnxruntime against other models, and against PyTorch eager.
 
-``tools/benchmark.py --deploy`` prints :func:`format_table` of :func:`benchmark_models`. Each
-model is built from its config with random weights (latency does not depend on the values,
-except through how many boxes reach NMS), batch 1, and timed, the runtimes taking turns
-within each repetition so that a noisy machine slows them alike:
+``tools/benchmark.py --deploy`` prints :func:`print_deploy_benchmark`. Every model is built
+from its config with seeded random weights, batch 1, and exported with ``tools/export_onnx.py``'s
+default options (a static graph where the config's test pipeline fixes the size: SSDLite). The
+contenders take turns by *blocks* of calls, each block after its own warm-up calls:
+onnxruntime's worker threads spin for a while after a call, so single calls alternated between
+two sessions (or with PyTorch) would slow each other. The median call of all blocks is reported.
 
-* ``eager``: ``model.predict`` in eval mode under ``no_grad`` (network + mmdet/mmseg
-  post-processing), default form; ``eager-deploy``: the same after ``switch_to_deploy()``;
-* ``onnxruntime``: the exported graph (network + decoding + NMS / resize + argmax),
-  ``intra_op_num_threads`` = the torch thread count, all graph optimisations on.
+* :func:`compare_models`: SSDLite-EMO-1M/2M/5M against SSDLite-MobileNetV2 (mmdet's config,
+  its head as ``FixedSSDHead``), the whole graph with NMS, at each thread count; with random
+  weights every SSD score sits near 1/81, below ``score_thr``, so no box reaches NMS; the
+  ``nms`` case lifts ten classes' logits (:func:`lift_class_logits`) so that every level's
+  ``nms_pre`` candidates pass ``score_thr`` and NMS keeps ``max_per_img`` boxes.
+* :func:`compare_eager`: onnxruntime against ``model.predict`` (PyTorch eager, deploy form:
+  ``switch_to_deploy()``, with mmdet's / mmseg's post-processing), same threads.
+* :func:`profile_op_types`: onnxruntime's own profile of a run, by operator type (after its
+  fusions), each node's median call.
 
-:func:`profile_op_types` splits an onnxruntime run by operator type (where the time goes).
+Each (model, case) is built and exported once per run (:class:`Exports`).
 """
 import copy
 import json
@@ -26,27 +33,107 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[2]
-# (name, config, input (H, W)): the issue's rows, and the model users compare SSDLite-EMO with.
-DEFAULT_MODELS: Tuple[Tuple[str, str, Tuple[int, int]], ...] = (
+MOBILENET_V2 = 'mmdet::ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py'
+Model = Tuple[str, str, Tuple[int, int]]  # (name, config, input (H, W))
+# The models users compare: SSDLite-EMO against SSDLite-MobileNetV2, the reference row last.
+SSD_MODELS: Tuple[Model, ...] = (
     ('SSDLite-EMO-1M', str(REPO / 'configs/ssdlite/emo_1m.py'), (320, 320)),
+    ('SSDLite-EMO-2M', str(REPO / 'configs/ssdlite/emo_2m.py'), (320, 320)),
     ('SSDLite-EMO-5M', str(REPO / 'configs/ssdlite/emo_5m.py'), (320, 320)),
-    ('SSDLite-MobileNetV2', 'mmdet::ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py',
-     (320, 320)),
+    ('SSDLite-MobileNetV2', MOBILENET_V2, (320, 320)),
+)
+EAGER_MODELS: Tuple[Model, ...] = (
+    ('SSDLite-EMO-1M', str(REPO / 'configs/ssdlite/emo_1m.py'), (320, 320)),
     ('DeepLabv3-EMO-1M', str(REPO / 'configs/deeplabv3/emo_1m.py'), (512, 512)),
     # Smaller than the config's 800x1333 test size, which is slow on a CPU.
     ('MaskRCNN-EMO-1M', str(REPO / 'configs/mask_rcnn/emo_1m.py'), (512, 512)),
 )
+NMS_CASES = {'none': 'random weights: no box reaches NMS',
+             'nms': 'ten classes lifted: NMS on every candidate, max_per_img kept'}
 
 
-def _predict_step(model: torch.nn.Module, task: str, x: torch.Tensor) -> Callable[[], object]:
+def build_random(config: str, seed: int = 0):
+    """``(cfg, task, model)``: the config's model in eval mode (default form) with seeded
+    random weights (no checkpoint download); mmdet's SSDHead as FixedSSDHead."""
+    from .export import build_deploy_model, load_config
+    cfg = load_config(config)
+    if cfg.model.get('bbox_head', {}).get('type') == 'SSDHead':
+        # mmdet 3.3's SSDHead cannot predict (no loss_cls): its fixed subclass can.
+        import emo_mm.models.dense_heads  # noqa: F401  (registers FixedSSDHead)
+        cfg.model.bbox_head.type = 'FixedSSDHead'
+    if cfg.model.backbone.get('init_cfg'):
+        cfg.model.backbone.init_cfg = None  # random weights: no download
+    # A scope of its own, so that switching between mmdet and mmseg models is not a warning.
+    from mmengine.registry import DefaultScope
+    DefaultScope.get_instance(f'emo_mm_benchmark_{time.perf_counter_ns()}',
+                              scope_name=cfg.default_scope)
+    torch.manual_seed(seed)
+    _, task, model, _ = build_deploy_model(cfg, None, deploy_form=False)
+    return cfg, task, model
+
+
+def lift_class_logits(model: torch.nn.Module, classes: int = 10, logit: float = 4.0) -> None:
+    """Adds ``logit`` to the bias of the first ``classes`` classes in every level's classifier
+    of an SSD head (softmax over the classes and background), in place: with random weights
+    their scores become ~0.09, above SSD's ``score_thr`` (0.02), at every anchor. A two-stage
+    detector's box classifier likewise (80 classes: ~0.09, above its 0.05, at every RoI; the
+    best ``max_per_img`` then reach the mask head)."""
+    if hasattr(model, 'roi_head'):
+        with torch.no_grad():
+            model.roi_head.bbox_head.fc_cls.bias[:classes] += logit
+        return
+    head = model.bbox_head
+    with torch.no_grad():
+        for branch in head.cls_convs:
+            conv = [m for m in branch.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+            conv.bias.view(-1, head.cls_out_channels)[:, :classes] += logit
+
+
+def export_default(cfg, task: str, model: torch.nn.Module, size: Tuple[int, int],
+                   out: str) -> dict:
+    """Exports ``model`` as ``tools/export_onnx.py`` does by default (static where the
+    config's test pipeline fixes the size, traced at ``size`` otherwise)."""
+    from .export import export_model
+    from .input_size import fixed_input_size
+    fixed = fixed_input_size(cfg)
+    return export_model(cfg, task, copy.deepcopy(model), out, shape=fixed or size,
+                        dynamic=fixed is None)
+
+
+def ort_session(onnx_file: str, threads: int, profile_prefix: Optional[str] = None,
+                optimized_model: Optional[str] = None):
+    """A CPU session with ``threads`` intra-op threads and all graph optimisations;
+    ``optimized_model``: where onnxruntime saves the graph it actually runs."""
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only (see emo_mm.deploy.session)
+    if profile_prefix:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
+    if optimized_model:
+        options.optimized_model_filepath = optimized_model
+    return ort.InferenceSession(onnx_file, options, providers=['CPUExecutionProvider'])
+
+
+def onnx_step(session, size: Tuple[int, int]) -> Callable[[], list]:
+    """One call of the whole graph on a seeded random batch of one image."""
+    feed = {'input': np.random.default_rng(0).standard_normal((1, 3, *size), np.float32)}
+    return lambda: session.run(None, feed)
+
+
+def eager_step(model: torch.nn.Module, task: str, size: Tuple[int, int]) -> Callable[[], object]:
+    """One ``model.predict`` of a seeded random batch of one image, under ``no_grad``."""
+    x = torch.from_numpy(np.random.default_rng(0).standard_normal((1, 3, *size), np.float32))
     if task == 'detection':
         from mmdet.structures import DetDataSample
-        sample = DetDataSample(metainfo=dict(img_shape=x.shape[2:], ori_shape=x.shape[2:],
+        sample = DetDataSample(metainfo=dict(img_shape=size, ori_shape=size,
                                              scale_factor=(1., 1.)))
     else:
         from mmseg.structures import SegDataSample
-        sample = SegDataSample(metainfo=dict(img_shape=x.shape[2:], ori_shape=x.shape[2:],
-                                             pad_shape=x.shape[2:], padding_size=[0] * 4))
+        sample = SegDataSample(metainfo=dict(img_shape=size, ori_shape=size, pad_shape=size,
+                                             padding_size=[0] * 4))
 
     def step() -> object:
         with torch.no_grad():
@@ -54,108 +141,173 @@ def _predict_step(model: torch.nn.Module, task: str, x: torch.Tensor) -> Callabl
     return step
 
 
-def time_interleaved(steps: Dict[str, Callable[[], object]], reps: int,
-                     warmup: int) -> Dict[str, float]:
-    """Median milliseconds per call of each step, the steps taking turns in each repetition."""
-    for step in steps.values():
-        for _ in range(warmup):
-            step()
+def time_blocks(steps: Dict[str, Callable[[], object]], blocks: int, calls: int,
+                warmup: int) -> Dict[str, float]:
+    """Median milliseconds per call of each step; the steps take turns by blocks of
+    ``calls`` timed calls, each block after ``warmup`` untimed ones of the same step."""
     times: Dict[str, List[float]] = {name: [] for name in steps}
-    for _ in range(reps):
+    for _ in range(blocks):
         for name, step in steps.items():
-            start = time.perf_counter()
-            step()
-            times[name].append(1e3 * (time.perf_counter() - start))
+            for _ in range(warmup):
+                step()
+            for _ in range(calls):
+                start = time.perf_counter()
+                step()
+                times[name].append(1e3 * (time.perf_counter() - start))
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
-def _ort_session(onnx_file: str, threads: int, profile_prefix: Optional[str] = None):
-    import onnxruntime as ort
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    if profile_prefix:
-        options.enable_profiling = True
-        options.profile_file_prefix = profile_prefix
-    return ort.InferenceSession(onnx_file, options, providers=['CPUExecutionProvider'])
+class Exports:
+    """Each (model, case) built and exported once per benchmark run, in a temporary folder:
+    ``get(model, case)`` -> ``(task, eager model, onnx file)``."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self.made: Dict[Tuple[str, str], Tuple[str, torch.nn.Module, str]] = {}
+
+    def get(self, model: Model, case: str):
+        name, config, size = model
+        if (name, case) not in self.made:
+            cfg, task, module = build_random(config)
+            if case == 'nms' and task == 'detection':
+                lift_class_logits(module)
+            onnx_file = os.path.join(self.folder, f'{len(self.made)}.onnx')
+            export_default(cfg, task, module, size, onnx_file)
+            self.made[name, case] = (task, module, onnx_file)
+        return self.made[name, case]
 
 
-def benchmark_models(models: Sequence[Tuple[str, str, Tuple[int, int]]] = DEFAULT_MODELS,
-                     threads: Optional[int] = None, reps: int = 20,
-                     warmup: int = 3) -> List[dict]:
-    """One row per (model, runtime): ``model``, ``size``, ``runtime``, ``ms``, ``speedup``
-    (over ``eager`` of the same model)."""
-    from .export import build_deploy_model, export_model, load_config
-    threads = threads or torch.get_num_threads()
-    torch.set_num_threads(threads)
+def compare_models(exports: Exports, models: Sequence[Model] = SSD_MODELS,
+                   threads: Sequence[int] = (2, 1), cases: Sequence[str] = tuple(NMS_CASES),
+                   blocks: int = 10, calls: int = 10, warmup: int = 3) -> List[dict]:
+    """Rows ``model, case, threads, ms, vs_last, boxes``: every model's graph in
+    onnxruntime, the models taking turns by blocks (one run per case and thread count);
+    ``vs_last``: latency over the last model's (SSDLite-MobileNetV2 by default)."""
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, config, size in models:
-            cfg = load_config(config)
-            if cfg.model.get('bbox_head', {}).get('type') == 'SSDHead':
-                # mmdet 3.3's SSDHead cannot predict (no loss_cls): its fixed subclass can.
-                import emo_mm.models.dense_heads  # noqa: F401  (registers FixedSSDHead)
-                cfg.model.bbox_head.type = 'FixedSSDHead'
-            if cfg.model.backbone.get('init_cfg'):
-                cfg.model.backbone.init_cfg = None  # random weights: no download
-            x = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(0))
-            _, task, eager, _ = build_deploy_model(cfg, None, deploy_form=False)
-            if hasattr(eager, 'roi_head'):
-                # Two-stage: random weights score every RoI ~1/81 per class, below score_thr,
-                # so nothing reached the mask head; a sharper classifier keeps max_per_img
-                # boxes, as a trained model does on a busy image.
-                with torch.no_grad():
-                    eager.roi_head.bbox_head.fc_cls.weight.mul_(20.)
-            steps = {'eager': _predict_step(eager, task, x)}
-            deployed = copy.deepcopy(eager)
-            if hasattr(deployed.backbone, 'switch_to_deploy'):
-                deployed.backbone.switch_to_deploy()
-                steps['eager-deploy'] = _predict_step(deployed, task, x)
-            onnx_file = os.path.join(tmp, f'{len(rows)}.onnx')
-            export_model(cfg, task, copy.deepcopy(eager), onnx_file, shape=size)
-            session = _ort_session(onnx_file, threads)
-            feed = {'input': x.numpy()}
-            if len(session.get_inputs()) > 1:  # two-stage graphs: each image's (h, w)
-                feed['img_shape'] = np.array([list(size)], dtype=np.int64)
-            steps['onnxruntime'] = lambda session=session, feed=feed: session.run(None, feed)
-            times = time_interleaved(steps, reps, warmup)
-            for runtime, ms in times.items():
-                rows.append(dict(model=name, size=f'{size[0]}x{size[1]}', runtime=runtime,
-                                 ms=ms, speedup=times['eager'] / ms, threads=threads))
+    for case in cases:
+        files = {model[0]: exports.get(model, case)[2] for model in models}
+        for count in threads:
+            steps = {name: onnx_step(ort_session(files[name], count), size)
+                     for name, _, size in models}
+            boxes = {name: len(step()[1]) for name, step in steps.items()}
+            times = time_blocks(steps, blocks, calls, warmup)
+            last = times[models[-1][0]]
+            rows += [dict(model=name, case=case, threads=count, ms=ms, vs_last=ms / last,
+                          boxes=boxes[name]) for name, ms in times.items()]
     return rows
 
 
-def format_table(rows: List[dict]) -> str:
-    lines = [f'{"model":22} {"input":9} {"runtime":13} {"ms":>8} {"vs eager":>8}']
-    for row in rows:
-        lines.append(f'{row["model"]:22} {row["size"]:9} {row["runtime"]:13} '
-                     f'{row["ms"]:8.1f} {row["speedup"]:7.2f}x')
-    return '\n'.join(lines)
+def compare_eager(exports: Exports, models: Sequence[Model] = EAGER_MODELS,
+                  threads: Sequence[int] = (2, 1), blocks: int = 10, calls: int = 5,
+                  warmup: int = 2) -> List[dict]:
+    """Rows ``model, threads, runtime, ms, speedup``: PyTorch eager (deploy form) and
+    onnxruntime, taking turns by blocks; ``speedup``: eager's latency over onnxruntime's.
+    Detectors run the ``nms`` case (boxes reach NMS in both)."""
+    rows = []
+    for model_spec in models:
+        name, _, size = model_spec
+        task, model, onnx_file = exports.get(model_spec, 'nms')
+        model = copy.deepcopy(model)
+        if hasattr(model.backbone, 'switch_to_deploy'):
+            model.backbone.switch_to_deploy()
+        for count in threads:
+            torch.set_num_threads(count)
+            steps = {'PyTorch eager': eager_step(model, task, size),
+                     'onnxruntime': onnx_step(ort_session(onnx_file, count), size)}
+            times = time_blocks(steps, blocks, calls, warmup)
+            rows += [dict(model=name, size=f'{size[0]}x{size[1]}', threads=count,
+                          runtime=runtime, ms=ms, speedup=times['PyTorch eager'] / ms)
+                     for runtime, ms in times.items()]
+    return rows
 
 
-def profile_op_types(onnx_file: str, size: Tuple[int, int], threads: Optional[int] = None,
-                     runs: int = 10) -> Dict[str, float]:
-    """Milliseconds per run spent in each ONNX operator type (after onnxruntime's fusions),
-    largest first."""
-    threads = threads or torch.get_num_threads()
+def profile_op_types(onnx_file: str, size: Tuple[int, int], threads: int = 2,
+                     runs: int = 20) -> Dict[str, float]:
+    """Milliseconds per run spent in each operator type (onnxruntime's profile, after its
+    fusions), largest first: each node's median over ``runs`` calls (a call that another
+    process preempted does not count), summed by type."""
     with tempfile.TemporaryDirectory() as tmp:
-        session = _ort_session(onnx_file, threads, profile_prefix=os.path.join(tmp, 'prof'))
-        feed = {'input': np.random.default_rng(0).standard_normal((1, 3, *size), np.float32)}
+        session = ort_session(onnx_file, threads, profile_prefix=os.path.join(tmp, 'prof'))
+        step = onnx_step(session, size)
         for _ in range(runs):
-            session.run(None, feed)
+            step()
         events = json.loads(Path(session.end_profiling()).read_text())
-    totals: Dict[str, float] = defaultdict(float)
+    per_node: Dict[str, List[float]] = defaultdict(list)
+    op_type = {}
     for event in events:
         if event.get('cat') == 'Node' and event['name'].endswith('_kernel_time'):
-            totals[event['args']['op_name']] += event['dur'] / 1e3 / runs
+            per_node[event['name']].append(event['dur'] / 1e3)
+            op_type[event['name']] = event['args']['op_name']
+    totals: Dict[str, float] = defaultdict(float)
+    for node, times in per_node.items():
+        totals[op_type[node]] += statistics.median(times)
     return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
 
 
-def print_benchmark(threads: Optional[int] = None, reps: int = 20, warmup: int = 3) -> List[dict]:
-    """Runs :func:`benchmark_models` on :data:`DEFAULT_MODELS` and prints the table."""
-    threads = threads or torch.get_num_threads()
-    print(f'whole models, batch 1, {threads} threads, median of {reps} runs after {warmup} '
-          'warm-up runs (random weights)')
-    rows = benchmark_models(threads=threads, reps=reps, warmup=warmup)
-    print(format_table(rows))
-    return rows
+def profile_models(exports: Exports, models: Sequence[Model] = (SSD_MODELS[0], SSD_MODELS[-1]),
+                   threads: int = 2, case: str = 'nms', runs: int = 20
+                   ) -> Dict[str, Dict[str, float]]:
+    """:func:`profile_op_types` of each model's default export (``case`` as in
+    :func:`compare_models`)."""
+    return {model[0]: profile_op_types(exports.get(model, case)[2], model[2], threads, runs)
+            for model in models}
+
+
+def format_models(rows: List[dict]) -> str:
+    last = rows[-1]['model']
+    lines = [f'{"model":22} {"threads":>7} {"case":5} {"ms":>8} {"vs " + last:>24} '
+             f'{"boxes":>6}']
+    for row in rows:
+        lines.append(f'{row["model"]:22} {row["threads"]:7d} {row["case"]:5} {row["ms"]:8.2f} '
+                     f'{row["vs_last"]:23.2f}x {row["boxes"]:6d}')
+    return '\n'.join(lines)
+
+
+def format_eager(rows: List[dict]) -> str:
+    lines = [f'{"model":22} {"input":9} {"threads":>7} {"runtime":14} {"ms":>8} '
+             f'{"eager / this":>12}']
+    for row in rows:
+        lines.append(f'{row["model"]:22} {row["size"]:9} {row["threads"]:7d} '
+                     f'{row["runtime"]:14} {row["ms"]:8.2f} {row["speedup"]:11.2f}x')
+    return '\n'.join(lines)
+
+
+def format_profiles(profiles: Dict[str, Dict[str, float]], top: int = 12) -> str:
+    lines = []
+    for name, totals in profiles.items():
+        total = sum(totals.values())
+        products = sum(ms for op, ms in totals.items() if 'Conv' in op or 'Gemm' in op or
+                       'MatMul' in op)
+        lines.append(f'{name}: {total:.2f} ms of kernel time per run (sum of node medians); '
+                     f'convolutions and matrix products {products:.2f} ms '
+                     f'({100 * products / total:.0f}%), everything else {total - products:.2f} ms')
+        lines += [f'  {op:28} {ms:7.2f} ms {100 * ms / total:5.1f}%'
+                  for op, ms in list(totals.items())[:top]]
+    return '\n'.join(lines)
+
+
+def print_deploy_benchmark(threads: Sequence[int] = (2, 1), blocks: int = 10, calls: int = 10,
+                           warmup: int = 3, profile: bool = True) -> Dict[str, list]:
+    """Runs and prints :func:`compare_models`, :func:`compare_eager` and (``profile``)
+    :func:`profile_models`, each model exported once; returns their rows."""
+    with tempfile.TemporaryDirectory() as folder:
+        exports = Exports(folder)
+        print(f'onnxruntime, whole graph with NMS, batch 1, models taking turns by blocks of '
+              f'{calls} calls ({warmup} warm-up calls each), {blocks} blocks; median call:')
+        for case, words in NMS_CASES.items():
+            print(f'  case {case}: {words}')
+        models = compare_models(exports, threads=threads, blocks=blocks, calls=calls,
+                                warmup=warmup)
+        print(format_models(models))
+        print('\nonnxruntime against PyTorch eager (model.predict, deploy form), taking turns '
+              'by blocks; SSDLite in case nms:')
+        eager = compare_eager(exports, threads=threads, blocks=blocks,
+                              calls=max(2, calls // 2), warmup=max(1, warmup - 1))
+        print(format_eager(eager))
+        result = dict(models=models, eager=eager)
+        if profile:
+            count = f'{threads[0]} thread' + ('s' if threads[0] != 1 else '')
+            print(f'\nonnxruntime profile by operator type, {count}, case nms:')
+            result['profiles'] = profile_models(exports, threads=threads[0])
+            print(format_profiles(result['profiles']))
+    return result

@@ -3,11 +3,14 @@
 Registered in mmdet's ``MODELS``, so a config builds it (``type='OnnxDetector'``, see
 :func:`emo_mm.deploy.use_onnx_model`) and ``tools/test.py``, ``inference_detector`` and the
 visualisers take it like any detector: the config's ``data_preprocessor`` prepares the batch
-(the file's input convention), the graph runs the network, box decoding and NMS, and
-:meth:`predict` clips the boxes to each image and rescales them to the original image.
+(the file's input convention), the graph runs the network, box decoding (clipped to each
+image's ``img_shape``, fed as the graph's second input) and NMS, and :meth:`predict` rescales
+the boxes to the original images. A static graph (one batch size and image size) gets the
+images of a larger batch in turns.
 """
-from typing import Any, Dict
+from typing import Any, Dict, List, Sequence
 
+import numpy as np
 import torch
 from mmdet.models.detectors.base import BaseDetector
 from mmdet.registry import MODELS
@@ -17,6 +20,7 @@ from torch import Tensor
 
 from .errors import DeployError
 from .metadata import dataset_meta, read_metadata
+from .session import check_input_shape, graph_batch_size, optional_inputs
 
 
 @MODELS.register_module()
@@ -34,22 +38,35 @@ class OnnxDetector(BaseDetector):
         self.session = meta.pop('session')
         self.onnx_meta = meta
         self.dataset_meta = dataset_meta(meta)
+        names = [i.name for i in self.session.get_inputs()] + optional_inputs(self.session)
+        self.takes_img_shape = 'img_shape' in names  # files exported before it: input only
 
-    def run_graph(self, inputs: Tensor):
-        """``(boxes, scores, labels, batch_index)`` numpy arrays for a preprocessed batch."""
-        return self.session.run(None, {'input': inputs.detach().cpu().float().numpy()})
+    def run_graph(self, inputs: Tensor, img_shapes: Sequence[Sequence[int]] = None) -> List:
+        """``[boxes, scores, labels, batch_index]`` numpy arrays for a preprocessed batch
+        ``(N, 3, H, W)``; ``img_shapes``: ``(height, width)`` of each image inside it (default:
+        the whole input). Raises :class:`DeployError` for a batch the graph does not take."""
+        check_input_shape(self.session, self.onnx_meta, tuple(inputs.shape), self.onnx_file)
+        feed = {'input': inputs.detach().cpu().float().numpy()}
+        if self.takes_img_shape:
+            shapes = img_shapes if img_shapes is not None else [inputs.shape[-2:]] * len(inputs)
+            feed['img_shape'] = np.array([[int(h), int(w)] for h, w in shapes], np.int64)
+        return self.session.run(None, feed)
 
     def predict(self, batch_inputs: Tensor, batch_data_samples: SampleList,
                 rescale: bool = True) -> SampleList:
-        boxes, scores, labels, image = map(torch.from_numpy, self.run_graph(batch_inputs))
+        img_shapes = [sample.metainfo.get('img_shape', batch_inputs.shape[-2:])[:2]
+                      for sample in batch_data_samples]
+        step = graph_batch_size(self.onnx_meta) or len(batch_inputs)
+        outputs = []
+        for start in range(0, len(batch_inputs), step):  # a static graph: its batch at a time
+            boxes, scores, labels, image = map(torch.from_numpy, self.run_graph(
+                batch_inputs[start:start + step], img_shapes[start:start + step]))
+            outputs.append((boxes, scores, labels, image + start))
+        boxes, scores, labels, image = (torch.cat(parts) for parts in zip(*outputs))
         results = []
         for i, sample in enumerate(batch_data_samples):
             keep = image == i
-            bboxes = boxes[keep].clone()
-            # The graph clips to the (padded) input; mmdet clips to the image inside it.
-            height, width = sample.metainfo.get('img_shape', batch_inputs.shape[-2:])[:2]
-            bboxes[:, 0::2].clamp_(0, width)
-            bboxes[:, 1::2].clamp_(0, height)
+            bboxes = boxes[keep]  # clipped to the image by the graph, before NMS
             if rescale:  # as mmdet's BaseDenseHead._bbox_post_process
                 scale_x, scale_y = sample.metainfo['scale_factor'][:2]
                 bboxes = bboxes * bboxes.new_tensor([1 / scale_x, 1 / scale_y] * 2)

@@ -1,8 +1,9 @@
 """Export an emo-mm (or any mmdet / mmseg) model to one self-contained ``.onnx`` file.
 
 Plain ``torch.onnx.export`` with the TorchScript exporter (``dynamo=False``; it keeps batch,
-height and width symbolic from one example, and handles ``scaled_dot_product_attention`` from
-opset 14), on the inference form of the backbone (``switch_to_deploy``: BatchNorm folded).
+height and width symbolic from one example, or fixes them for a static graph), on the inference
+form of the backbone (``switch_to_deploy``: BatchNorm folded) written as the graph should run it
+(:mod:`emo_mm.deploy.backbone_graph`: the same function, fewer layout and shape operations).
 Supported: mmdet single-stage anchor detectors (SSD/SSDLite, RetinaNet), two-stage detectors
 (Faster / Mask R-CNN: :mod:`emo_mm.deploy.two_stage`) and mmseg ``EncoderDecoder`` segmentors
 (DeepLabv3, PSPNet, Semantic FPN, ...).
@@ -17,8 +18,11 @@ from mmengine.config import Config
 from torch import nn
 
 from .errors import DeployError
-from .graphs import DetectionGraph, SegmentationGraph
-from .metadata import INPUT_CONVENTION, model_fingerprint, write_metadata
+from .backbone_graph import export_form
+from .graphs import DetectionGraph, SegmentationGraph, unsupported_detector_settings
+from .input_size import fixed_input_size
+from .metadata import (IMG_SHAPE_CONVENTION, input_convention, model_fingerprint,
+                       write_metadata)
 
 DEFAULT_OPSET = 17
 DET_OUTPUTS = ('boxes', 'scores', 'labels', 'batch_index')
@@ -155,90 +159,136 @@ def build_deploy_model(config: Union[str, Config], checkpoint: Optional[str] = N
 
 
 def export_onnx(config: Union[str, Config], checkpoint: Optional[str], out: str,
-                shape: Tuple[int, int] = None, opset: int = DEFAULT_OPSET) -> Dict[str, Any]:
+                shape: Tuple[int, int] = None, opset: int = DEFAULT_OPSET,
+                dynamic: Optional[bool] = None) -> Dict[str, Any]:
     """Exports the model of ``config`` with ``checkpoint``'s weights to ``out``; returns the
     metadata stored in the file (see :mod:`emo_mm.deploy.metadata`).
 
     ``checkpoint=None`` exports PyTorch's default initialisation (for tests and timing).
-    ``shape``: ``(H, W)`` of the example traced (default: 320x320 for detection, the
-    config's crop size or 512x512 for segmentation); the graph takes any size.
+    ``dynamic``: ``None`` (default) decides by the config: a *static* graph (batch 1, the one
+    size, no shape arithmetic) when its test pipeline resizes every image to one size
+    (:func:`~emo_mm.deploy.input_size.fixed_input_size`; SSDLite: 320x320), else a *dynamic*
+    one (any batch, height and width). ``shape``: ``(H, W)`` traced (dynamic default: 320x320
+    for detection, the config's crop size or 512x512 for segmentation); a static graph takes
+    the config's size, and another ``shape`` is refused.
     """
     if opset < 14:
         raise DeployError(f'opset {opset} < 14: scaled_dot_product_attention (EMO\'s '
                           'attention) needs opset >= 14 with the TorchScript exporter')
     cfg, task, model, dataset_meta = build_deploy_model(config, checkpoint)
     name = Path(config).name if isinstance(config, str) else Path(cfg.filename or '').name
+    fixed = fixed_input_size(cfg)
+    if dynamic is None:
+        dynamic = fixed is None
+    if not dynamic:
+        if fixed is None:
+            raise DeployError(f'{name} keeps the aspect ratio in its test pipeline, so its '
+                              'images have no one size: export it dynamic')
+        if shape is not None and tuple(shape) != fixed:
+            raise DeployError(f'{name}\'s test pipeline resizes every image to '
+                              f'{fixed[0]}x{fixed[1]}, so its static graph takes that size, not '
+                              f'{shape[0]}x{shape[1]}; trace another size with --dynamic')
+        shape = fixed
     return export_model(cfg, task, model, out, shape=shape, opset=opset,
                         dataset_meta=dataset_meta, config_name=name,
-                        checkpoint_name=Path(checkpoint).name if checkpoint else None)
+                        checkpoint_name=Path(checkpoint).name if checkpoint else None,
+                        dynamic=dynamic)
+
+
+def check_detector(model: nn.Module) -> None:
+    """Raises :class:`DeployError` for a detector whose head the graph does not compute as
+    mmdet does (see :func:`~emo_mm.deploy.graphs.unsupported_detector_settings`)."""
+    head = model.bbox_head
+    problems = unsupported_detector_settings(head)
+    if problems:
+        raise DeployError(f'{type(head).__name__} with ' + '; '.join(problems) +
+                          f' is not supported for ONNX export; supported: {SUPPORTED}')
 
 
 def export_model(cfg: Config, task: str, model: nn.Module, out: str,
                  shape: Tuple[int, int] = None, opset: int = DEFAULT_OPSET,
                  dataset_meta: Optional[dict] = None, config_name: Optional[str] = None,
-                 checkpoint_name: Optional[str] = None) -> Dict[str, Any]:
+                 checkpoint_name: Optional[str] = None, dynamic: bool = True) -> Dict[str, Any]:
     """Exports an eval-mode ``model`` built from ``cfg`` (its backbone switched to the
-    deploy form here if it is not yet); see :func:`export_onnx`."""
+    deploy form here if it is not yet); see :func:`export_onnx`. ``dynamic=False`` traces
+    batch 1 at ``shape`` (default: the config's fixed size) for that size only."""
     model.eval()
     if hasattr(model.backbone, 'switch_to_deploy') and not getattr(model.backbone, 'deployed',
                                                                    True):
         model.backbone.switch_to_deploy()
+    deploy_form = bool(getattr(model.backbone, 'deployed', False))
+    static = not dynamic
     from .two_stage import export_two_stage, is_two_stage
-    if task == 'detection' and is_two_stage(model):  # its own graph, inputs and metadata
+    if task == 'detection' and is_two_stage(model):  # its own graph and metadata (dynamic)
         return export_two_stage(cfg, model, out, shape=tuple(shape or (320, 320)), opset=opset,
                                 dataset_meta=dataset_meta, config_name=config_name,
                                 checkpoint_name=checkpoint_name)
     if task == 'detection':
-        head = model.bbox_head
-        coder = type(getattr(head, 'bbox_coder', None)).__name__
-        if not hasattr(head, 'prior_generator') or coder != 'DeltaXYWHBBoxCoder' or \
-                not hasattr(head.prior_generator, 'base_anchors'):
-            raise DeployError(f'{type(head).__name__} (box coder {coder}) is not supported '
-                              f'for ONNX export; supported: {SUPPORTED}')
-        graph, outputs = DetectionGraph(model), DET_OUTPUTS
+        check_detector(model)
         default_shape = (320, 320)
     else:
-        graph, outputs = SegmentationGraph(model), SEG_OUTPUTS
         size = cfg.model.get('data_preprocessor', {}).get('size') or (512, 512)
         default_shape = tuple(size)
+    if static and shape is None:
+        shape = fixed_input_size(cfg)
     shape = tuple(shape or default_shape)
+    # The graph runs the backbone in its export form (same function; see backbone_graph).
+    graph_model = export_form(copy.deepcopy(model), static=static)
+    if task == 'detection':
+        graph, outputs = DetectionGraph(graph_model, static=static), DET_OUTPUTS
+        inputs = ('input', 'img_shape')
+    else:
+        graph, outputs = SegmentationGraph(graph_model, static=static), SEG_OUTPUTS
+        inputs = ('input', )
     example = torch.randn(1, 3, *shape, generator=torch.Generator().manual_seed(0))
+    args = (example, torch.tensor([shape], dtype=torch.int64))[:len(inputs)]
     graph.eval()
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    dynamic = {'input': {0: 'batch', 2: 'height', 3: 'width'}}
-    for name in outputs:
-        dynamic[name] = {0: 'detections' if task == 'detection' else 'batch'}
-    if task == 'segmentation':
-        dynamic['seg_logits'].update({2: 'height', 3: 'width'})
-        dynamic['seg_pred'].update({1: 'height', 2: 'width'})
+    dynamic_axes = {}
+    if dynamic:
+        dynamic_axes['input'] = {0: 'batch', 2: 'height', 3: 'width'}
+        if 'img_shape' in inputs:
+            dynamic_axes['img_shape'] = {0: 'batch'}
+        for name in outputs:
+            dynamic_axes[name] = {0: 'detections' if task == 'detection' else 'batch'}
+        if task == 'segmentation':
+            dynamic_axes['seg_logits'].update({2: 'height', 3: 'width'})
+            dynamic_axes['seg_pred'].update({1: 'height', 2: 'width'})
+    elif task == 'detection':
+        dynamic_axes = {name: {0: 'detections'} for name in outputs}
     with warnings.catch_warnings(), torch.no_grad():
         # Tracer warnings name Python-level decisions; those left are on static values
         # (channel counts, asserts), while sizes stay symbolic (the tests run other sizes).
         warnings.filterwarnings('ignore', category=torch.jit.TracerWarning)
         warnings.filterwarnings('ignore', message='.*onnx.*', category=UserWarning)
         warnings.filterwarnings('ignore', category=DeprecationWarning)
-        torch.onnx.export(graph, (example,), str(out), input_names=['input'],
-                          output_names=list(outputs), dynamic_axes=dynamic,
+        torch.onnx.export(graph, args, str(out), input_names=list(inputs),
+                          output_names=list(outputs), dynamic_axes=dynamic_axes,
                           opset_version=opset, dynamo=False, do_constant_folding=True)
+    input_shape = [1, 3, *shape] if static else ['batch', 3, 'height', 'width']
     preprocessor = cfg.model.get('data_preprocessor', {})
     meta = dict(
         task=task, family=cfg.model.type,
         config=config_name, checkpoint=checkpoint_name,
-        input=dict(convention=INPUT_CONVENTION, name='input', dtype='float32',
-                   layout='NCHW', channels='RGB' if preprocessor.get('bgr_to_rgb') else 'BGR',
+        input=dict(convention=input_convention(task, static), name='input', dtype='float32',
+                   layout='NCHW', shape=input_shape, dynamic=dynamic,
+                   channels='RGB' if preprocessor.get('bgr_to_rgb') else 'BGR',
                    mean=list(preprocessor.get('mean') or [0, 0, 0]),
                    std=list(preprocessor.get('std') or [1, 1, 1]),
                    normalised_in_graph=False),
-        outputs=list(outputs), model=model_fingerprint(cfg.model),
+        inputs=list(inputs), outputs=list(outputs), model=model_fingerprint(cfg.model),
         dataset_meta=dataset_meta or {},
-        opset=opset, shape=list(shape),
-        deploy_form=bool(getattr(model.backbone, 'deployed', False)))
+        opset=opset, shape=list(shape), deploy_form=deploy_form)
+    defaults = {}
     if task == 'detection':
         meta.update(num_classes=graph.num_classes, max_per_img=graph.max_per_img)
+        meta['input']['img_shape'] = IMG_SHAPE_CONVENTION
+        # Not fed: every image fills the input (the largest int32 is cut to the input size).
+        defaults['img_shape'] = [list(shape)] if static else [[2**31 - 1] * 2]
     else:
         meta.update(num_classes=model.decode_head.num_classes,
                     out_channels=model.decode_head.out_channels,
                     align_corners=graph.align_corners,
                     threshold=getattr(model.decode_head, 'threshold', None))
-    write_metadata(str(out), meta)
+    write_metadata(str(out), meta, input_defaults=defaults)
     return meta

@@ -1,25 +1,34 @@
 """The modules that are traced into ``.onnx`` files: a model plus its inference post-processing.
 
 Both take the config's preprocessed input, a normalised float32 ``(N, 3, H, W)`` batch (see
-:mod:`emo_mm.deploy.metadata`), of any batch size and any height and width.
+:mod:`emo_mm.deploy.metadata`). A *dynamic* graph takes any batch size, height and width; a
+*static* one (``static=True``) the traced ``(N, H, W)`` only, and in exchange computes no size
+from its input (every size is a constant, folded away by the exporter and onnxruntime; only
+the detection tail sizes its candidates, by how many pass ``score_thr``).
 
 * :class:`DetectionGraph` (single-stage anchor detectors: SSD/SSDLite, RetinaNet): head
-  outputs -> per-level top ``nms_pre`` (anchor, class) scores -> box decoding -> ONNX
-  ``NonMaxSuppression`` per class -> the best ``max_per_img`` per image, as mmdet's
-  ``BaseDenseHead.predict_by_feat`` does with the config's ``test_cfg``. Outputs ``boxes``
-  ``(M, 4)`` (input pixels, clipped to the input), ``scores`` ``(M,)``, ``labels`` ``(M,)`` and
-  ``batch_index`` ``(M,)``, grouped by image, each image's by descending score.
+  outputs -> per-level top ``nms_pre`` (anchor, class) scores -> box decoding, clipped to each
+  image -> one class-offset ``NonMaxSuppression`` (mmdet's ``batched_nms``) -> at most
+  ``max_per_img`` per image, as mmdet's ``BaseDenseHead.predict_by_feat`` does with the
+  config's ``test_cfg``. Inputs ``input`` and ``img_shape`` ``(N, 2)`` int64 (height, width of
+  each image inside the padded batch, mmdet's ``img_shape``; optional, by default each image
+  fills the input). Outputs ``boxes`` ``(M, 4)`` (input pixels), ``scores`` ``(M,)``,
+  ``labels`` ``(M,)`` and ``batch_index`` ``(M,)``, grouped by image, each image's by
+  descending score.
 * :class:`SegmentationGraph` (mmseg ``EncoderDecoder``): decode head logits resized to the
   input size, ``seg_logits`` ``(N, C, H, W)``, and their argmax ``seg_pred`` ``(N, H, W)``.
 """
 import math
-from typing import Tuple
+from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .errors import DeployError
 from .nms import onnx_nms
+
+Size = Union[int, Tensor]
 
 
 def _size(x: Tensor, dim: int) -> Tensor:
@@ -27,13 +36,49 @@ def _size(x: Tensor, dim: int) -> Tensor:
     return torch._shape_as_tensor(x)[dim]
 
 
-class DetectionGraph(nn.Module):
-    """A single-stage anchor detector with its post-processing; see the module docstring."""
+def unsupported_detector_settings(head: nn.Module) -> list:
+    """What of a dense head's box coder and ``test_cfg`` :class:`DetectionGraph` does not
+    compute as mmdet does (empty: everything is supported)."""
+    problems = []
+    coder = getattr(head, 'bbox_coder', None)
+    if type(coder).__name__ != 'DeltaXYWHBBoxCoder':
+        problems.append(f'box coder {type(coder).__name__} (only DeltaXYWHBBoxCoder is '
+                        'decoded in the graph)')
+    elif getattr(coder, 'add_ctr_clamp', False):
+        problems.append('bbox_coder.add_ctr_clamp=True (centre-offset clamping is not in the '
+                        'graph)')
+    generator = getattr(head, 'prior_generator', None)
+    if generator is None or not hasattr(generator, 'base_anchors'):
+        problems.append(f'prior generator {type(generator).__name__} (the graph makes anchor '
+                        'grids from base_anchors)')
+    cfg = getattr(head, 'test_cfg', None) or {}
+    nms = cfg.get('nms') or {}
+    if nms.get('type', 'nms') != 'nms':
+        problems.append(f"test_cfg.nms.type={nms.get('type')!r} (only 'nms')")
+    if cfg.get('min_bbox_size', -1) > 0:
+        problems.append(f"test_cfg.min_bbox_size={cfg['min_bbox_size']} (mmdet compares it "
+                        'in original-image pixels, which the graph does not know)')
+    return problems
 
-    def __init__(self, detector: nn.Module) -> None:
+
+class DetectionGraph(nn.Module):
+    """A single-stage anchor detector with its post-processing; see the module docstring.
+
+    Args:
+        detector: an eval-mode mmdet single-stage detector (anchor head, ``DeltaXYWHBBoxCoder``).
+        static: trace for one input size: every size is a Python number (no shape arithmetic
+            in the graph), which then runs at the traced batch size and size only.
+    """
+
+    def __init__(self, detector: nn.Module, static: bool = False) -> None:
         super().__init__()
         head = detector.bbox_head
+        problems = unsupported_detector_settings(head)
+        if problems:
+            raise DeployError(f'{type(head).__name__} with ' + '; '.join(problems) +
+                              ' cannot be exported as mmdet computes it')
         self.detector = detector
+        self.static = static
         self.num_classes = head.num_classes
         self.use_sigmoid = bool(head.use_sigmoid_cls)
         self.cls_out_channels = head.cls_out_channels
@@ -42,6 +87,7 @@ class DetectionGraph(nn.Module):
         self.score_thr = float(cfg.get('score_thr', 0.))
         self.min_bbox_size = float(cfg.get('min_bbox_size', -1))
         self.iou_threshold = float(cfg['nms']['iou_threshold'])
+        self.class_agnostic = bool(cfg['nms'].get('class_agnostic', False))
         self.max_per_img = int(cfg.get('max_per_img', 100))
         generator = head.prior_generator
         self.strides = [tuple(map(float, s)) for s in generator.strides]
@@ -56,7 +102,11 @@ class DetectionGraph(nn.Module):
         self.clip_border = bool(coder.clip_border)
         self.max_ratio = abs(math.log(16 / 1000))  # delta2bbox's default wh_ratio_clip
 
-    def anchors(self, level: int, height: Tensor, width: Tensor) -> Tensor:
+    def size(self, x: Tensor, dim: int) -> Size:
+        """``x.shape[dim]``: a constant of a static graph, a traced value of a dynamic one."""
+        return int(x.shape[dim]) if self.static else _size(x, dim)
+
+    def anchors(self, level: int, height: Size, width: Size) -> Tensor:
         """``(height * width * A, 4)`` anchors of a level, ordered (row, column, anchor)."""
         stride_w, stride_h = self.strides[level]
         shift_x = (torch.arange(width).float() + self.center_offset) * stride_w
@@ -67,7 +117,8 @@ class DetectionGraph(nn.Module):
         return (shifts[:, :, None, :] + base).reshape(-1, 4)
 
     def decode(self, priors: Tensor, deltas: Tensor, height: Tensor, width: Tensor) -> Tensor:
-        """mmdet's ``delta2bbox`` (``DeltaXYWHBBoxCoder``), clipped to the input."""
+        """mmdet's ``delta2bbox`` (``DeltaXYWHBBoxCoder``), clipped to ``height`` x ``width``:
+        0-d (one size for all) or ``(N, 1)`` tensors (one per image of ``(N, K, 4)`` boxes)."""
         deltas = deltas * self.stds + self.means
         pxy = (priors[..., :2] + priors[..., 2:]) * 0.5
         pwh = priors[..., 2:] - priors[..., :2]
@@ -75,27 +126,54 @@ class DetectionGraph(nn.Module):
         gwh = pwh * deltas[..., 2:].clamp(min=-self.max_ratio, max=self.max_ratio).exp()
         boxes = torch.cat([gxy - gwh * 0.5, gxy + gwh * 0.5], dim=-1)
         if self.clip_border:
-            limits = torch.stack([width, height, width, height]).float()
+            limits = torch.stack([width, height, width, height], dim=-1).float()
             boxes = torch.minimum(boxes.clamp(min=0), limits)
         return boxes
 
-    def forward(self, inputs: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-        batch, height, width = _size(inputs, 0), _size(inputs, 2), _size(inputs, 3)
-        cls_scores, bbox_preds = self.detector.bbox_head(self.detector.extract_feat(inputs))
+    def image_sizes(self, inputs: Tensor, img_shape: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+        """``(height, width)``, each ``(N, 1)`` (or ``(1, 1)``) float: every image's
+        ``img_shape``, at most the input's size (absent: the input's size)."""
+        if self.static:
+            size = torch.tensor([inputs.shape[2], inputs.shape[3]])
+        else:
+            size = torch._shape_as_tensor(inputs)[2:]
+        size = size[None] if img_shape is None else torch.minimum(img_shape, size)
+        size = size.float()
+        return size[:, 0:1], size[:, 1:2]
+
+    def forward(self, inputs: Tensor, img_shape: Optional[Tensor] = None
+                ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        outputs = self.detector.bbox_head(self.detector.extract_feat(inputs))
+        if len(outputs) != 2:
+            raise DeployError(f'{type(self.detector.bbox_head).__name__} returns '
+                              f'{len(outputs)} outputs (e.g. centerness); the graph decodes '
+                              'heads giving class scores and box deltas only')
         mlvl_scores, mlvl_labels, mlvl_priors, mlvl_deltas = [], [], [], []
-        for level, (cls_score, bbox_pred) in enumerate(zip(cls_scores, bbox_preds)):
+        for level, (cls_score, bbox_pred) in enumerate(zip(*outputs)):
             n = cls_score.shape[0]
-            priors = self.anchors(level, _size(cls_score, 2), _size(cls_score, 3))
+            priors = self.anchors(level, self.size(cls_score, 2), self.size(cls_score, 3))
             logits = cls_score.permute(0, 2, 3, 1).reshape(n, -1, self.cls_out_channels)
             # SSD: softmax with the background last; RetinaNet: sigmoid.
             scores = logits.sigmoid() if self.use_sigmoid else logits.softmax(-1)[..., :-1]
             scores = scores.reshape(n, -1)  # (N, anchors * classes)
             deltas = bbox_pred.permute(0, 2, 3, 1).reshape(n, -1, 4)
-            if self.nms_pre > 0:  # the best nms_pre (anchor, class) pairs of the level
-                k = torch.clamp(_size(scores, 1), max=self.nms_pre)
+            if self.static and n == 1:
+                # One image: as mmdet, the pairs above score_thr, then the best nms_pre of them
+                # (most pairs of a trained model score below it: a small TopK).
+                index = (scores[0] > self.score_thr).nonzero()[:, 0]
+                scores = scores[0, index]
+                if self.nms_pre > 0:
+                    scores, best = scores.topk(torch.clamp(_size(scores, 0), max=self.nms_pre))
+                    index = index[best]
+                scores, index = scores[None], index[None]
+            elif self.nms_pre > 0:  # the best nms_pre (anchor, class) pairs of the level
+                if self.static:
+                    k = min(int(scores.shape[1]), self.nms_pre)
+                else:
+                    k = torch.clamp(_size(scores, 1), max=self.nms_pre)
                 scores, index = scores.topk(k, dim=1)
             else:
-                index = torch.arange(_size(scores, 1))[None].expand(n, -1)
+                index = torch.arange(self.size(scores, 1))[None].expand(n, -1)
             anchor_index = torch.div(index, self.num_classes, rounding_mode='floor')
             mlvl_scores.append(scores)
             mlvl_labels.append(index % self.num_classes)
@@ -103,27 +181,29 @@ class DetectionGraph(nn.Module):
             mlvl_deltas.append(deltas.gather(1, anchor_index[..., None].expand(-1, -1, 4)))
         scores = torch.cat(mlvl_scores, 1)  # (N, K)
         labels = torch.cat(mlvl_labels, 1)
+        height, width = self.image_sizes(inputs, img_shape)
+        # (N, K, 4), clipped to each image before NMS, as mmdet decodes with its img_shape.
         boxes = self.decode(torch.cat(mlvl_priors, 1), torch.cat(mlvl_deltas, 1), height, width)
-        if self.min_bbox_size >= 0:
+        if self.min_bbox_size >= 0:  # 0 here: boxes of zero width or height are dropped
             wh = boxes[..., 2:] - boxes[..., :2]
-            scores = scores * ((wh > self.min_bbox_size).all(-1)).float()
-        # One score row per class (a pair scores only in its own class) for per-class NMS.
-        one_hot = (labels[:, None, :] == torch.arange(self.num_classes)[None, :, None]).float()
-        class_scores = one_hot * scores[:, None, :]  # (N, C, K)
-        keep = onnx_nms(boxes, class_scores, self.max_per_img, self.iou_threshold,
-                        self.score_thr)
-        image, label, box = keep[:, 0], keep[:, 1], keep[:, 2]
-        kept_scores = class_scores[image, label, box]
-        # Sort by image, then by descending score; keep each image's best max_per_img.
-        key = image.double() * 2 - kept_scores.double()
-        order = key.topk(_size(key, 0), largest=False).indices
-        image, label, box, kept_scores = image[order], label[order], box[order], kept_scores[order]
-        counts = (image[:, None] == torch.arange(batch)[None, :]).long().sum(0)
-        first = torch.cumsum(counts, 0) - counts
-        rank = torch.arange(_size(image, 0)) - first[image]
-        top = (rank < self.max_per_img).nonzero().squeeze(1)
-        image, box = image[top], box[top]
-        return boxes[image, box], kept_scores[top], label[top], image
+            scores = scores * ((wh > self.min_bbox_size).all(-1)).to(scores.dtype)
+        keep = onnx_nms(self.boxes_for_nms(boxes, scores, labels), scores[:, None, :],
+                        self.max_per_img, self.iou_threshold, self.score_thr)
+        image, box = keep[:, 0], keep[:, 2]
+        return boxes[image, box], scores[image, box], labels[image, box], image
+
+    def boxes_for_nms(self, boxes: Tensor, scores: Tensor, labels: Tensor) -> Tensor:
+        """mmdet's ``batched_nms``: one NMS for all classes, each class's boxes shifted by
+        ``label * (largest coordinate + 1)`` so that no two classes overlap. The largest
+        coordinate is taken per image over the boxes above ``score_thr`` (those mmdet keeps)."""
+        if self.class_agnostic:
+            return boxes
+        valid = (scores > self.score_thr)[..., None]
+        coordinates = torch.where(valid, boxes, torch.zeros_like(boxes)).flatten(1)
+        # A zero joins the coordinates so that an image without candidates reduces too.
+        largest = torch.cat([coordinates, coordinates.new_zeros(coordinates.shape[0], 1)],
+                            dim=1).amax(dim=1)
+        return boxes + labels[..., None].to(boxes.dtype) * (largest[:, None, None] + 1)
 
 
 class TraceableAdaptiveAvgPool2d(nn.Module):
@@ -135,12 +215,13 @@ class TraceableAdaptiveAvgPool2d(nn.Module):
     as in torch.
     """
 
-    def __init__(self, output_size: Tuple[int, int]) -> None:
+    def __init__(self, output_size: Tuple[int, int], static: bool = False) -> None:
         super().__init__()
         self.output_size = output_size
+        self.static = static  # the input size is a constant: the matrices fold away
 
     @staticmethod
-    def pooling_matrix(bins: int, length: Tensor, dtype: torch.dtype) -> Tensor:
+    def pooling_matrix(bins: int, length: Size, dtype: torch.dtype) -> Tensor:
         """``(bins, length)``: row ``i`` averages the pixels of bin ``i``."""
         i = torch.arange(bins)
         start = torch.div(i * length, bins, rounding_mode='floor')
@@ -150,12 +231,14 @@ class TraceableAdaptiveAvgPool2d(nn.Module):
         return inside / (end - start)[:, None].to(dtype)
 
     def forward(self, x: Tensor) -> Tensor:
-        rows = self.pooling_matrix(self.output_size[0], _size(x, 2), x.dtype)
-        cols = self.pooling_matrix(self.output_size[1], _size(x, 3), x.dtype)
+        height, width = (int(x.shape[2]), int(x.shape[3])) if self.static else \
+            (_size(x, 2), _size(x, 3))
+        rows = self.pooling_matrix(self.output_size[0], height, x.dtype)
+        cols = self.pooling_matrix(self.output_size[1], width, x.dtype)
         return rows @ x @ cols.t()
 
 
-def make_pooling_traceable(model: nn.Module) -> None:
+def make_pooling_traceable(model: nn.Module, static: bool = False) -> None:
     """Replaces every ``nn.AdaptiveAvgPool2d`` with an output other than 1x1 (PSPNet's
     pyramid) by :class:`TraceableAdaptiveAvgPool2d`, in place."""
     for module in list(model.modules()):
@@ -164,7 +247,7 @@ def make_pooling_traceable(model: nn.Module) -> None:
                 size = child.output_size
                 size = (size, size) if isinstance(size, int) else tuple(size)
                 if None not in size and size != (1, 1):
-                    setattr(module, name, TraceableAdaptiveAvgPool2d(size))
+                    setattr(module, name, TraceableAdaptiveAvgPool2d(size, static))
 
 
 class TraceableUpsample(nn.Module):
@@ -199,18 +282,20 @@ def make_upsampling_traceable(model: nn.Module) -> None:
 class SegmentationGraph(nn.Module):
     """An mmseg ``EncoderDecoder`` as traced: ``(N, 3, H, W)`` -> ``seg_logits``
     ``(N, C, H, W)`` (bilinear, the decode head's ``align_corners``) and ``seg_pred``
-    ``(N, H, W)`` int64."""
+    ``(N, H, W)`` int64. ``static``: as :class:`DetectionGraph`'s."""
 
-    def __init__(self, segmentor: nn.Module) -> None:
+    def __init__(self, segmentor: nn.Module, static: bool = False) -> None:
         super().__init__()
         self.segmentor = segmentor
+        self.static = static
         self.align_corners = bool(segmentor.decode_head.align_corners)
-        make_pooling_traceable(segmentor)
+        make_pooling_traceable(segmentor, static)
         make_upsampling_traceable(segmentor)
 
     def forward(self, inputs: Tensor) -> Tuple[Tensor, Tensor]:
         logits = self.segmentor.decode_head(self.segmentor.extract_feat(inputs))
-        size = (_size(inputs, 2), _size(inputs, 3))
+        size = (int(inputs.shape[2]), int(inputs.shape[3])) if self.static else \
+            (_size(inputs, 2), _size(inputs, 3))
         logits = F.interpolate(logits, size=size, mode='bilinear',
                                align_corners=self.align_corners)
         return logits, logits.argmax(1)

@@ -3,9 +3,12 @@
 Every file carries, as ONNX ``metadata_props`` (keys ``emo_mm.*``, JSON values):
 
 * ``task``: ``'detection'`` or ``'segmentation'``; ``family``: the model type (``SSD``...);
-* ``input``: the input convention, :data:`INPUT_CONVENTION` with the config's ``mean``/``std``:
+* ``input``: the input convention (:func:`input_convention`) with the config's ``mean``/``std``:
   a float32 ``(N, 3, H, W)`` batch, RGB, normalised ``(pixel - mean) / std`` by the config's
-  ``data_preprocessor`` (which the runtime wrappers run); any batch, height and width;
+  ``data_preprocessor`` (which the runtime wrappers run); ``shape`` ``[1, 3, H, W]`` for a
+  static graph (that size only) or ``['batch', 3, 'height', 'width']`` (any), ``dynamic``;
+  detection graphs add ``img_shape`` (:data:`IMG_SHAPE_CONVENTION`);
+* ``inputs``: the graph's input names (``['input', 'img_shape']`` for detection);
 * ``outputs``: the output names; ``model``: the config's ``model`` dict without its
   training-only keys (:func:`model_fingerprint`), which a config must match to run the file;
 * ``dataset_meta``: class names (and palette) for the results and the visualisers;
@@ -13,7 +16,7 @@ Every file carries, as ONNX ``metadata_props`` (keys ``emo_mm.*``, JSON values):
 """
 import json
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from .errors import DeployError
 
@@ -22,6 +25,19 @@ FORMAT_VERSION = 1
 INPUT_CONVENTION = ('float32 NCHW (any batch, height, width), RGB, normalised: '
                     '(pixel - mean) / std with the config\'s data_preprocessor mean/std; '
                     'detection boxes come out in input pixels')
+# Detection graphs' second input (shared by every detection graph of emo_mm.deploy).
+IMG_SHAPE_CONVENTION = ('img_shape: int64 (N, 2), rows (height, width) of each image inside '
+                        'the padded batch (mmdet\'s metainfo img_shape); boxes are clipped to '
+                        'it before NMS, as mmdet does. Optional (an overridable initializer): '
+                        'not fed, every image fills the input')
+
+
+def input_convention(task: str, static: bool) -> str:
+    """The ``input`` convention of a graph, in words."""
+    sizes = ('batch 1, the exported height and width only' if static else
+             'any batch, height, width')
+    text = INPUT_CONVENTION.replace('any batch, height, width', sizes)
+    return text + ('; second input ' + IMG_SHAPE_CONVENTION if task == 'detection' else '')
 # Keys that change training only, never what an exported graph computes.
 TRAINING_ONLY_KEYS = frozenset({
     'init_cfg', 'pretrained', 'train_cfg', 'norm_eval', 'frozen_stages', 'drop_path_rate',
@@ -72,10 +88,22 @@ def differences(exported: Any, current: Any, path: str = 'model') -> List[str]:
     return [] if exported == current else [f'{path}: exported {exported!r}, config {current!r}']
 
 
-def write_metadata(onnx_file: str, meta: Dict[str, Any]) -> None:
-    """Stores ``meta`` (JSON values) as ``emo_mm.*`` metadata_props of ``onnx_file``."""
+def write_metadata(onnx_file: str, meta: Dict[str, Any],
+                   input_defaults: Optional[Dict[str, Any]] = None) -> None:
+    """Stores ``meta`` (JSON values) as ``emo_mm.*`` metadata_props of ``onnx_file``.
+
+    ``input_defaults``: ``{input name: value}`` for inputs that become optional: the value is
+    stored as an initializer of the same name, which onnxruntime uses unless the input is fed
+    (``session.get_overridable_initializers()`` lists them).
+    """
+    import numpy as np
     import onnx
+    from onnx import numpy_helper
     model = onnx.load(onnx_file)
+    for name, value in (input_defaults or {}).items():
+        declared = {i.name: i for i in model.graph.input}[name]
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(declared.type.tensor_type.elem_type)
+        model.graph.initializer.append(numpy_helper.from_array(np.asarray(value, dtype), name))
     del model.metadata_props[:]
     for key, value in {'format': FORMAT_VERSION, **meta}.items():
         prop = model.metadata_props.add()
@@ -83,26 +111,48 @@ def write_metadata(onnx_file: str, meta: Dict[str, Any]) -> None:
     onnx.save(model, onnx_file)
 
 
-def read_metadata(onnx_file: str) -> Dict[str, Any]:
+def read_metadata(onnx_file: str, with_session: bool = True) -> Dict[str, Any]:
     """The ``emo_mm.*`` metadata of an exported file, checked to exist and to be ours.
 
-    Reads only the file's metadata (through onnxruntime, which also proves the graph loads).
+    ``with_session``: also open it in onnxruntime (which proves the graph loads) and return
+    that session as ``meta['session']`` (the one the runtime wrappers use); otherwise only the
+    file is parsed (``onnx``), for checks made before a model is built.
     """
     path = Path(onnx_file)
     if not path.is_file():
         raise DeployError(f'ONNX file {onnx_file!r} does not exist; export one with '
                           '`python tools/export_onnx.py CONFIG CHECKPOINT --out FILE.onnx`')
-    from .session import create_session
-    session = create_session(onnx_file)
-    props = session.get_modelmeta().custom_metadata_map
+    session = None
+    if with_session:
+        from .session import create_session
+        session = create_session(onnx_file)
+        props = session.get_modelmeta().custom_metadata_map
+    else:
+        props = _file_metadata(onnx_file)
     meta = {k[len(PREFIX):]: json.loads(v) for k, v in props.items() if k.startswith(PREFIX)}
     if meta.get('format') != FORMAT_VERSION or 'task' not in meta:
         raise DeployError(f'{onnx_file!r} is an ONNX model, but not one exported by '
                           'tools/export_onnx.py (no emo_mm metadata: task, input convention, '
                           'config); export it with `python tools/export_onnx.py CONFIG '
                           'CHECKPOINT --out FILE.onnx`')
-    meta['session'] = session
+    if session is not None:
+        meta['session'] = session
     return meta
+
+
+def _file_metadata(onnx_file: str) -> Dict[str, str]:
+    """``metadata_props`` of an ONNX file, parsed without a runtime (weights not copied)."""
+    try:
+        import onnx
+        model = onnx.load(onnx_file, load_external_data=False)
+    except ImportError as exc:
+        raise DeployError('reading .onnx files needs onnx: `pip install emo-mm[deploy]` (or '
+                          '`pip install onnx onnxruntime`)') from exc
+    except Exception as exc:  # protobuf's DecodeError, or onnx's own checks
+        raise DeployError(f'{onnx_file!r} is not a loadable ONNX model ({exc}); re-export it '
+                          'with `python tools/export_onnx.py CONFIG CHECKPOINT --out FILE.onnx`'
+                          ) from exc
+    return {prop.key: prop.value for prop in model.metadata_props}
 
 
 def dataset_meta(meta: Dict[str, Any]) -> Dict[str, Any]:

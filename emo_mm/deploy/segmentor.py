@@ -18,6 +18,7 @@ from torch import Tensor
 
 from .errors import DeployError
 from .metadata import dataset_meta, read_metadata
+from .session import check_input_shape
 
 
 @MODELS.register_module()
@@ -53,6 +54,7 @@ class OnnxSegmentor(BaseSegmentor):
 
     def encode_decode(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
         """``(N, 3, H, W)`` preprocessed batch -> ``(N, C, H, W)`` logits (the graph's)."""
+        check_input_shape(self.session, self.onnx_meta, tuple(inputs.shape), self.onnx_file)
         logits = self.session.run(['seg_logits'],
                                   {'input': inputs.detach().cpu().float().numpy()})[0]
         return torch.from_numpy(logits).to(inputs.device)

@@ -15,7 +15,8 @@ config's ``test_cfg``, up to the pasting of the masks into the image:
 
 Inputs: ``input`` ``(N, 3, H, W)`` (the preprocessed, padded batch) and ``img_shape`` int64
 ``(N, 2)``, rows ``(height, width)`` of each image inside the padded batch (mmdet's metainfo
-``img_shape``): boxes are clipped to it, as mmdet does, before NMS.
+``img_shape``): boxes are clipped to it, as mmdet does, before NMS (at most the input's size;
+optional in the file, as for every detection graph: not fed, every image fills the input).
 Outputs: ``boxes`` ``(M, 4)`` (input pixels), ``scores`` ``(M,)``, ``labels`` ``(M,)``,
 ``batch_index`` ``(M,)``, grouped by image, best first, and for Mask R-CNN ``mask_logits``
 ``(M, h, w)`` at the mask head's size (28x28), in the frame of each box. mmdet's
@@ -27,6 +28,7 @@ empty slots, whose scores cannot pass any threshold), so the per-class NMS of th
 is one ONNX ``NonMaxSuppression`` over ``N x classes`` batches of the same slots, exactly per
 class (mmdet offsets each class's boxes instead; the kept sets agree up to float rounding).
 """
+import copy
 import math
 import warnings
 from pathlib import Path
@@ -37,21 +39,18 @@ from mmengine.config import Config
 from torch import Tensor, nn
 
 from .errors import DeployError
-from .metadata import model_fingerprint, write_metadata
+from .metadata import IMG_SHAPE_CONVENTION, input_convention, model_fingerprint, write_metadata
 from .nms import onnx_nms
 from .roi_align import MIN_OPSET, MultiLevelRoIAlign
 
 WRAPPER = 'OnnxTwoStageDetector'
 BOX_OUTPUTS = ('boxes', 'scores', 'labels', 'batch_index')
 MASK_OUTPUT = 'mask_logits'
-INPUT_CONVENTION = (
-    'two inputs: "input", float32 NCHW (any batch, height, width), RGB, normalised: '
-    '(pixel - mean) / std with the config\'s data_preprocessor mean/std, padded as its '
-    'data_preprocessor pads; "img_shape", int64 (N, 2), rows (height, width) of each image '
-    'inside the padded batch (mmdet\'s metainfo img_shape), to which boxes are clipped; '
-    'boxes come out in input pixels; mask_logits are each detection\'s class logits at the '
-    'mask head\'s size in the frame of its box (sigmoid, paste into the box, threshold '
-    'mask_thr_binary)')
+# What the two-stage outputs add to every detection graph's input convention.
+MASK_CONVENTION = ('; mask_logits: each detection\'s class logits at the mask head\'s size in '
+                   'the frame of its box (sigmoid, paste into the box, threshold '
+                   'mask_thr_binary)')
+NOT_FED = 2**31 - 1  # img_shape's default: cut to the input's size, every image fills it
 SUPPORTED = ('two-stage detectors with an RPNHead and a StandardRoIHead (Faster R-CNN, Mask '
              'R-CNN): AnchorGenerator, DeltaXYWHBBoxCoder, SingleRoIExtractor with RoIAlign '
              '(avg), BBoxHead, FCNMaskHead, nms')
@@ -290,7 +289,7 @@ class TwoStageGraph(nn.Module):
     def forward(self, inputs: Tensor, img_shape: Tensor) -> Tuple[Tensor, ...]:
         n = _size(inputs, 0)
         feats = list(self.detector.extract_feat(inputs))
-        hw = img_shape.float()
+        hw = torch.minimum(img_shape, torch._shape_as_tensor(inputs)[2:]).float()
         limits = torch.stack([hw[:, 1], hw[:, 0], hw[:, 1], hw[:, 0]], dim=1)[:, None, :]
         proposals, filled = self.proposals(feats, limits)  # (N, P, 4), (N, P)
         slots = proposals.shape[1]
@@ -349,7 +348,9 @@ def export_two_stage(cfg: Config, model: nn.Module, out: str, shape: Tuple[int, 
     if opset < MIN_OPSET:
         raise DeployError(f'opset {opset} < {MIN_OPSET}: two-stage detectors need ONNX '
                           f'RoiAlign with coordinate_transformation_mode (opset >= {MIN_OPSET})')
-    graph = TwoStageGraph(model).eval()
+    from .backbone_graph import export_form
+    # The backbone as the graph should run it (the same function; see backbone_graph).
+    graph = TwoStageGraph(export_form(copy.deepcopy(model), static=False)).eval()
     outputs = graph.output_names
     example = torch.randn(1, 3, *shape, generator=torch.Generator().manual_seed(0))
     img_shape = torch.tensor([list(shape)], dtype=torch.long)
@@ -371,16 +372,17 @@ def export_two_stage(cfg: Config, model: nn.Module, out: str, shape: Tuple[int, 
     meta = dict(
         task='detection', family=cfg.model.type, wrapper=WRAPPER,
         config=config_name, checkpoint=checkpoint_name,
-        input=dict(convention=INPUT_CONVENTION, name='input', dtype='float32',
-                   layout='NCHW', channels='RGB' if preprocessor.get('bgr_to_rgb') else 'BGR',
+        input=dict(convention=input_convention('detection', static=False) +
+                   (MASK_CONVENTION if graph.with_mask else ''),
+                   name='input', dtype='float32', layout='NCHW',
+                   shape=['batch', 3, 'height', 'width'], dynamic=True,
+                   channels='RGB' if preprocessor.get('bgr_to_rgb') else 'BGR',
                    mean=list(preprocessor.get('mean') or [0, 0, 0]),
                    std=list(preprocessor.get('std') or [1, 1, 1]),
-                   normalised_in_graph=False,
-                   img_shape=dict(name='img_shape', dtype='int64', shape='(N, 2)',
-                                  rows='(height, width)')),
-        outputs=list(outputs), model=model_fingerprint(cfg.model),
-        dataset_meta=dataset_meta or {}, opset=opset, shape=list(shape),
-        deploy_form=bool(getattr(model.backbone, 'deployed', False)),
+                   normalised_in_graph=False, img_shape=IMG_SHAPE_CONVENTION),
+        inputs=['input', 'img_shape'], outputs=list(outputs),
+        model=model_fingerprint(cfg.model), dataset_meta=dataset_meta or {}, opset=opset,
+        shape=list(shape), deploy_form=bool(getattr(model.backbone, 'deployed', False)),
         num_classes=graph.num_classes, max_per_img=graph.max_per_img,
         rpn_max_per_img=graph.rpn_max_per_img)
     if graph.with_mask:
@@ -388,7 +390,7 @@ def export_two_stage(cfg: Config, model: nn.Module, out: str, shape: Tuple[int, 
         upsampled = head.scale_factor if head.upsample is not None else 1
         meta.update(mask_thr_binary=graph.mask_thr_binary,
                     mask_size=[int(s * upsampled) for s in graph.mask_extractor.output_size])
-    write_metadata(str(out), meta)
+    write_metadata(str(out), meta, input_defaults={'img_shape': [[NOT_FED] * 2]})
     return meta
 
 
