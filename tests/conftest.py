@@ -128,7 +128,8 @@ def check_variant_backbone(cfg, name: str, config_file: Path,
     """The backbone of a Mask R-CNN / Semantic FPN variant config (``emo_1m`` ...
     ``efficientmod_s_conv``): EMO variants ``(arch, window, drop path)`` load the authors' URL;
     EfficientMod ones a documented local file (their weights are on a drive pip cannot reach)."""
-    assert cfg.custom_imports == dict(imports=['emo_mm'], allow_failed_imports=False)
+    assert cfg.custom_imports == dict(imports=['emo_mm', 'emo_mm.datasets.checked_loader'],
+                                      allow_failed_imports=False)
     backbone = cfg.model.backbone
     if name in emo_variants:
         arch, window, drop_path = emo_variants[name]

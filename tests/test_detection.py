@@ -51,7 +51,9 @@ def test_config_builds_with_the_published_parameter_count(family, arch):
     assert (backbone.arch, backbone.window_size, backbone.drop_path_rate) == (
         arch, VARIANTS[arch]['window'], VARIANTS[arch]['drop_path'])
     # SSDLite also imports FixedSSDHead (emo_mm.models.dense_heads), which needs mmdet.
-    imports = ['emo_mm', 'emo_mm.models.dense_heads'] if family == 'ssdlite' else ['emo_mm']
+    imports = ['emo_mm', 'emo_mm.datasets.checked_loader']
+    if family == 'ssdlite':
+        imports.append('emo_mm.models.dense_heads')
     assert cfg.custom_imports == dict(imports=imports, allow_failed_imports=False)
     model = build_detector(cfg)
     assert model.bbox_head.num_classes == 80

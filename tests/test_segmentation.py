@@ -84,7 +84,8 @@ def test_config_builds_with_the_papers_parameter_count(family, variant):
 def test_config_carries_the_authors_recipe(family):
     cfg = Config.fromfile(config_path(family, '1m'))
     assert cfg.default_scope == 'mmseg'
-    assert cfg.custom_imports == dict(imports=['emo_mm'], allow_failed_imports=False)
+    assert cfg.custom_imports == dict(imports=['emo_mm', 'emo_mm.datasets.checked_loader'],
+                                      allow_failed_imports=False)
     assert cfg.optim_wrapper.optimizer == dict(
         type='AdamW', lr=1.2e-4, betas=(0.9, 0.999), weight_decay=0.01)
     assert cfg.param_scheduler == [dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0,

@@ -2,7 +2,9 @@
 # mmseg's own DeepLabv3 ADE20K 80k config. The variants (configs/deeplabv3/emo_*.py) set the
 # backbone size and the head input widths.
 _base_ = ['mmseg::deeplabv3/deeplabv3_r50-d8_4xb4-80k_ade20k-512x512.py']
-custom_imports = dict(imports=['emo_mm'], allow_failed_imports=False)
+# emo_mm.datasets.checked_loader: an image file that cannot be read is named, by every tool and API.
+custom_imports = dict(imports=['emo_mm', 'emo_mm.datasets.checked_loader'],
+                      allow_failed_imports=False)
 # A batch of one image cannot train the pooled BatchNorm branch of the decode head: say so clearly.
 # RNGStateHook: checkpoints carry the random generators' states, so a resumed run (any launcher)
 # continues the interrupted one exactly.

@@ -6,7 +6,9 @@
 # (_base_emo.py, _base_efficientmod.py) put in the backbone; the variants its size and widths.
 _base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
 
-custom_imports = dict(imports=['emo_mm'], allow_failed_imports=False)
+# emo_mm.datasets.checked_loader: an image file that cannot be read is named, by every tool and API.
+custom_imports = dict(imports=['emo_mm', 'emo_mm.datasets.checked_loader'],
+                      allow_failed_imports=False)
 custom_hooks = [dict(type='RNGStateHook')]  # --resume continues exactly
 
 # The one place to change where COCO 2017 lives (annotations/, train2017/, val2017/).

@@ -4,7 +4,9 @@
 # configs/deeplabv3/_base_emo.py (mmengine forbids two bases setting one key, so the shared part
 # cannot be a third base); tests/test_segmentation.py checks that the two stay in step.
 _base_ = ['mmseg::pspnet/pspnet_r50-d8_4xb4-80k_ade20k-512x512.py']
-custom_imports = dict(imports=['emo_mm'], allow_failed_imports=False)
+# emo_mm.datasets.checked_loader: an image file that cannot be read is named, by every tool and API.
+custom_imports = dict(imports=['emo_mm', 'emo_mm.datasets.checked_loader'],
+                      allow_failed_imports=False)
 # A batch of one image cannot train the pooled BatchNorm branch of the decode head: say so clearly.
 # RNGStateHook: checkpoints carry the random generators' states, so a resumed run (any launcher)
 # continues the interrupted one exactly.

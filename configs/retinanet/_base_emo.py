@@ -5,7 +5,9 @@
 # The variant files set `arch`, window and channels.
 _base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
 
-custom_imports = dict(imports=['emo_mm'], allow_failed_imports=False)
+# emo_mm.datasets.checked_loader: an image file that cannot be read is named, by every tool and API.
+custom_imports = dict(imports=['emo_mm', 'emo_mm.datasets.checked_loader'],
+                      allow_failed_imports=False)
 
 # The one place to change where COCO 2017 lives (annotations/, train2017/, val2017/).
 data_root = 'data/coco/'

@@ -8,7 +8,9 @@
 # which mmseg 1.x lacks; the FPN takes any size.)
 _base_ = 'mmseg::sem_fpn/fpn_r50_4xb4-160k_ade20k-512x512.py'
 
-custom_imports = dict(imports=['emo_mm'], allow_failed_imports=False)
+# emo_mm.datasets.checked_loader: an image file that cannot be read is named, by every tool and API.
+custom_imports = dict(imports=['emo_mm', 'emo_mm.datasets.checked_loader'],
+                      allow_failed_imports=False)
 custom_hooks = [dict(type='RNGStateHook')]  # --resume continues exactly
 
 # Test images: a grayscale or BGRA array given to the inference API becomes 3-channel

@@ -5,8 +5,11 @@
 # backbone and the optimiser differ. The variant files set `arch`, window and channels.
 _base_ = 'mmdet::ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py'
 
+# emo_mm.datasets.checked_loader: an image file that cannot be read is named, by every tool and API.
 # emo_mm.models.dense_heads: FixedSSDHead, mmdet's SSDHead with a predict that works (mmdet 3.3).
-custom_imports = dict(imports=['emo_mm', 'emo_mm.models.dense_heads'], allow_failed_imports=False)
+custom_imports = dict(
+    imports=['emo_mm', 'emo_mm.datasets.checked_loader', 'emo_mm.models.dense_heads'],
+    allow_failed_imports=False)
 
 # The one place to change where COCO 2017 lives (annotations/, train2017/, val2017/).
 data_root = 'data/coco/'

@@ -6,13 +6,9 @@ mmseg's preprocessors fail deep inside on a grayscale or 4-channel array given t
 ``inference_detector`` / ``inference_model``. Hence two transforms:
 
 * :class:`CheckedLoadImageFromFile`: mmcv's loader (same arguments, same results) whose
-  failures name the file and the cause. It is also registered as ``LoadImageFromFile`` in
-  mmdet's and mmseg's transform registries, the scopes our configs use: the configs keep the
-  name ``LoadImageFromFile``, by which mmdet's ``DetInferencer`` and mmseg's
-  ``MMSegInferencer`` find the loader (their ``InferencerLoader`` then builds
-  ``LoadImageFromFile`` in that scope), so ``tools/test.py``, ``inference_detector``,
-  ``inference_model`` and both inferencers all load files with the checked loader. Outside
-  those scopes (mmengine's root registry) the name stays mmcv's.
+  failures name the file and the cause. Our configs declare
+  :mod:`emo_mm.datasets.checked_loader` in ``custom_imports``, which registers it as
+  ``LoadImageFromFile`` in mmdet's and mmseg's transform registries (see there).
 * :class:`ToThreeChannels`, after the loader in our test pipelines (the APIs swap the loader for
   ``LoadImageFromNDArray`` when given an array; this then takes what the array holds).
 """
@@ -60,19 +56,6 @@ def _why(filename: str, error: Exception) -> str:
     return f'not a decodable image ({type(error).__name__}: {str(error).strip()[:200]})'
 
 
-def _register_in_framework_scopes() -> None:
-    """:class:`CheckedLoadImageFromFile` as ``LoadImageFromFile`` in the transform registries
-    of mmdet and mmseg (where installed); see the module docstring."""
-    import importlib
-    for package in ('mmdet', 'mmseg'):
-        try:
-            registry = importlib.import_module(f'{package}.registry').TRANSFORMS
-        except ImportError:
-            continue
-        if 'LoadImageFromFile' not in registry.module_dict:  # never replaces one of theirs
-            registry.register_module(name='LoadImageFromFile', module=CheckedLoadImageFromFile)
-
-
 @TRANSFORMS.register_module()
 class ToThreeChannels(BaseTransform):
     """Makes ``results['img']`` an ``H x W x 3`` (BGR) image, as the models expect.
@@ -106,5 +89,3 @@ def _source(results: dict) -> str:
     path = results.get('img_path')
     return f'from {path}' if path else 'an array'
 
-
-_register_in_framework_scopes()
