@@ -158,17 +158,24 @@ def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return inter / (area(a)[:, None] + area(b)[None, :] - inter).clamp(min=1e-9)
 
 
-def unmatched(found, expected, top: int, score_atol: float = 1e-3) -> List[int]:
-    """Indices among the ``top`` best of ``expected`` (``InstanceData`` or a dict with
-    ``bboxes``, ``scores``, ``labels``) without a box in ``found`` of the same label,
-    IoU > 0.95 and a score within ``score_atol``."""
+def matches(found, expected, top: int, score_atol: float = 1e-3) -> Dict[int, int]:
+    """For each of the ``top`` best of ``expected`` (``InstanceData`` or anything with
+    ``bboxes``, ``scores``, ``labels``), the index in ``found`` of its best-overlapping box of
+    the same label, IoU > 0.95 and a score within ``score_atol`` (-1 if none)."""
     order = expected.scores.argsort(descending=True)[:top]
     if len(found.scores) == 0:
-        return order.tolist()
+        return {int(i): -1 for i in order}
     iou = box_iou(expected.bboxes[order].float(), found.bboxes.float())
     same = (expected.labels[order, None] == found.labels[None, :]) & (iou > 0.95) & \
         ((expected.scores[order, None] - found.scores[None, :]).abs() <= score_atol)
-    return [int(i) for i, ok in zip(order, same.any(1)) if not ok]
+    best = torch.where(same, iou, torch.full_like(iou, -1.)).argmax(1)
+    return {int(i): int(j) if ok else -1 for i, j, ok in zip(order, best, same.any(1))}
+
+
+def unmatched(found, expected, top: int, score_atol: float = 1e-3) -> List[int]:
+    """Indices among the ``top`` best of ``expected`` without a box in ``found`` of the same
+    label, IoU > 0.95 and a score within ``score_atol`` (see :func:`matches`)."""
+    return [i for i, j in matches(found, expected, top, score_atol).items() if j < 0]
 
 
 # --------------------------------------------------------------- models trained once per run
@@ -399,20 +406,6 @@ def learned_mask_rcnn_efficientmod(tmp_path_factory) -> TrainedDetector:
     / segm mAP, two runs): 0.27-0.28 / 0.39-0.40; 0.20 / 0.35 after 16 iterations."""
     return train_tiny_mask_rcnn(tmp_path_factory,
                                 CONFIGS / 'mask_rcnn' / 'efficientmod_tiny.py', epochs=6, lr=1e-3)
-
-
-def matches(found, expected, top: int, score_atol: float = 1e-3) -> Dict[int, int]:
-    """For each of the ``top`` best of ``expected`` (InstanceData), the index in ``found`` of
-    its best-overlapping box of the same label, IoU > 0.95 and a score within ``score_atol``
-    (-1 if none): :func:`unmatched`'s test, keeping the pairs (to compare their masks)."""
-    order = expected.scores.argsort(descending=True)[:top]
-    if len(found.scores) == 0:
-        return {int(i): -1 for i in order}
-    iou = box_iou(expected.bboxes[order].float(), found.bboxes.float())
-    same = (expected.labels[order, None] == found.labels[None, :]) & (iou > 0.95) & \
-        ((expected.scores[order, None] - found.scores[None, :]).abs() <= score_atol)
-    best = torch.where(same, iou, torch.full_like(iou, -1.)).argmax(1)
-    return {int(i): int(j) if ok else -1 for i, j, ok in zip(order, best, same.any(1))}
 
 
 PHOTOS = sorted((REPO / 'demo').glob('*.jpg'))

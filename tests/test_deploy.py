@@ -12,15 +12,15 @@
 import copy
 import re
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict
 
 import mmcv
 import pytest
 import torch
 from mmengine.config import Config
 
-from conftest import (CONFIGS, REPO, assert_close, once_per_run, python_tool, run_tool,
-                      unmatched)
+from conftest import (CONFIGS, REPO, assert_close, odd_photos, once_per_run, python_tool,
+                      run_tool, unmatched)
 
 import emo_mm  # noqa: F401  (registers EMO and the configs' modules)
 from emo_mm.deploy import DeployError, export_onnx, init_onnx_model, use_onnx_model
@@ -28,9 +28,6 @@ from emo_mm.deploy.export import build_deploy_model, export_model
 from emo_mm.deploy.graphs import DetectionGraph, TraceableAdaptiveAvgPool2d
 from emo_mm.deploy.session import create_session
 
-PHOTOS = sorted((REPO / 'demo').glob('*.jpg'))
-# Odd sizes: not multiples of EMO's windows (7) nor of the strides (32).
-CROPS = [(301, 457), (333, 250)]
 SSD_TINY = CONFIGS / 'ssdlite' / 'emo_1m_tiny.py'
 DL_TINY = CONFIGS / 'deeplabv3' / 'emo_1m_tiny.py'
 
@@ -40,16 +37,6 @@ def metric(output: str, name: str) -> float:
     values = re.findall(rf'{re.escape(name)}: (-?[\d.]+)', output)
     assert values, f'no {name} in:\n{output[-3000:]}'
     return float(values[-1])
-
-
-def odd_photos(tmp_path: Path) -> List[Path]:
-    """The demo photos cropped to odd sizes, saved as files (the APIs' usual input)."""
-    paths = []
-    for photo, (h, w) in zip(PHOTOS, CROPS * 2):
-        path = tmp_path / f'{photo.stem}_{h}x{w}.png'  # lossless: both runs read one image
-        mmcv.imwrite(mmcv.imread(str(photo))[:h, :w], str(path))
-        paths.append(path)
-    return paths
 
 
 # ------------------------------------------------------------------------- graph pieces

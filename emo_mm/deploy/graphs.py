@@ -18,13 +18,13 @@ the detection tail sizes its candidates, by how many pass ``score_thr``).
 * :class:`SegmentationGraph` (mmseg ``EncoderDecoder``): decode head logits resized to the
   input size, ``seg_logits`` ``(N, C, H, W)``, and their argmax ``seg_pred`` ``(N, H, W)``.
 """
-import math
 from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .box_ops import AnchorGrid, DeltaDecoder
 from .errors import DeployError
 from .nms import onnx_nms
 
@@ -89,18 +89,8 @@ class DetectionGraph(nn.Module):
         self.iou_threshold = float(cfg['nms']['iou_threshold'])
         self.class_agnostic = bool(cfg['nms'].get('class_agnostic', False))
         self.max_per_img = int(cfg.get('max_per_img', 100))
-        generator = head.prior_generator
-        self.strides = [tuple(map(float, s)) for s in generator.strides]
-        self.center_offset = float(generator.center_offset)
-        for level, anchors in enumerate(generator.base_anchors):
-            self.register_buffer(f'base_anchors{level}', anchors.float(), persistent=False)
-        coder = head.bbox_coder
-        self.register_buffer('means', torch.tensor(coder.means, dtype=torch.float),
-                             persistent=False)
-        self.register_buffer('stds', torch.tensor(coder.stds, dtype=torch.float),
-                             persistent=False)
-        self.clip_border = bool(coder.clip_border)
-        self.max_ratio = abs(math.log(16 / 1000))  # delta2bbox's default wh_ratio_clip
+        self.anchor_grid = AnchorGrid(head.prior_generator)
+        self.decoder = DeltaDecoder(head.bbox_coder)
 
     def size(self, x: Tensor, dim: int) -> Size:
         """``x.shape[dim]``: a constant of a static graph, a traced value of a dynamic one."""
@@ -108,27 +98,13 @@ class DetectionGraph(nn.Module):
 
     def anchors(self, level: int, height: Size, width: Size) -> Tensor:
         """``(height * width * A, 4)`` anchors of a level, ordered (row, column, anchor)."""
-        stride_w, stride_h = self.strides[level]
-        shift_x = (torch.arange(width).float() + self.center_offset) * stride_w
-        shift_y = (torch.arange(height).float() + self.center_offset) * stride_h
-        shifts = torch.stack([shift_x[None, :].expand(height, width),
-                              shift_y[:, None].expand(height, width)], dim=-1).repeat(1, 1, 2)
-        base = getattr(self, f'base_anchors{level}')
-        return (shifts[:, :, None, :] + base).reshape(-1, 4)
+        return self.anchor_grid(level, height, width)
 
     def decode(self, priors: Tensor, deltas: Tensor, height: Tensor, width: Tensor) -> Tensor:
         """mmdet's ``delta2bbox`` (``DeltaXYWHBBoxCoder``), clipped to ``height`` x ``width``:
         0-d (one size for all) or ``(N, 1)`` tensors (one per image of ``(N, K, 4)`` boxes)."""
-        deltas = deltas * self.stds + self.means
-        pxy = (priors[..., :2] + priors[..., 2:]) * 0.5
-        pwh = priors[..., 2:] - priors[..., :2]
-        gxy = pxy + pwh * deltas[..., :2]
-        gwh = pwh * deltas[..., 2:].clamp(min=-self.max_ratio, max=self.max_ratio).exp()
-        boxes = torch.cat([gxy - gwh * 0.5, gxy + gwh * 0.5], dim=-1)
-        if self.clip_border:
-            limits = torch.stack([width, height, width, height], dim=-1).float()
-            boxes = torch.minimum(boxes.clamp(min=0), limits)
-        return boxes
+        return self.decoder(priors, deltas,
+                            torch.stack([width, height, width, height], dim=-1).float())
 
     def image_sizes(self, inputs: Tensor, img_shape: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
         """``(height, width)``, each ``(N, 1)`` (or ``(1, 1)``) float: every image's
