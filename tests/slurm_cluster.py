@@ -122,12 +122,10 @@ class SlurmCluster:
         """Cancels the jobs left, stops the daemons, kills whatever they started."""
         if 'slurmctld' in self._daemons and self._daemons['slurmctld'].poll() is None:
             try:  # Slurm's own ending of the jobs first; what is left is killed below anyway
-                jobs = self.run(['squeue', '-h', '-o', '%i'], timeout=15).stdout.split()
+                jobs = self.jobs()
                 if jobs:
                     self.run(['scancel', *jobs], timeout=15)
-                    self._wait(lambda: not self.run(['squeue', '-h', '-o', '%i'],
-                                                    timeout=15).stdout.split(),
-                               30., 'the cancelled jobs to end', fail=False)
+                    self.wait_for_no_jobs(30.)
             except subprocess.SubprocessError:
                 pass
         for name in ('slurmd', 'slurmctld', 'munged'):
@@ -168,6 +166,19 @@ class SlurmCluster:
         kwargs.setdefault('stdin', subprocess.DEVNULL)  # srun would forward it to task 0
         return subprocess.run(list(map(str, args)), capture_output=True, text=True,
                               timeout=timeout, **kwargs)
+
+    def jobs(self) -> List[str]:
+        """Ids of the jobs the controller still lists (pending, running or completing)."""
+        return self.run(['squeue', '-h', '-o', '%i'], timeout=15).stdout.split()
+
+    def wait_for_no_jobs(self, timeout: float = 60.) -> List[str]:
+        """Waits until no job is listed and returns the ids still listed at the deadline.
+
+        A cancelled job stays listed, in state CG (completing), while slurmd reaps its tasks,
+        which can outlast the srun that started it by a few seconds.
+        """
+        self._wait(lambda: not self.jobs(), timeout, 'the jobs to end', fail=False)
+        return self.jobs()
 
     def logs(self, lines: int = 30) -> str:
         """The end of each daemon's log, for failure messages."""

@@ -268,7 +268,7 @@ def test_a_cancelled_job_resumes_to_the_uninterrupted_weights(cluster, workspace
     assert not (work / f'iter_{CANCEL_AFTER + CHECKPOINT_EVERY}.pth').exists()
     assert_same_weights(weights(straight_run / f'iter_{CANCEL_AFTER}.pth'),
                         weights(work / f'iter_{CANCEL_AFTER}.pth'))
-    assert cluster.run(['squeue', '-h']).stdout == ''  # the job is over
+    assert cluster.wait_for_no_jobs() == []  # the job is over, its tasks reaped
 
     resumed = assert_ok(slurm_script(cluster, workspace, 'slurm_train.sh', 'train.py', work,
                                      '--resume'))
@@ -301,4 +301,4 @@ def test_bad_input_is_said_once_before_training(cluster, workspace, tmp_path):
                         GRES=None)
     assert done.returncode != 0
     assert output_of(done) == 'srun: error: Invalid generic resource (gres) specification\n'
-    assert not (tmp_path / 'w').exists() and cluster.run(['squeue', '-h']).stdout == ''
+    assert not (tmp_path / 'w').exists() and cluster.jobs() == []

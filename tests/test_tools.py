@@ -1,10 +1,12 @@
 """The library behind tools/*.py (framework choice, CPU adaptation, data checks) and the errors
 a user of the tools meets: said once, in one line, before the Runner's start-up logs."""
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONFIGS, TOOLS, free_port, python_tool, run_tool
+from conftest import CONFIGS, REPO, TOOLS, free_port, python_tool, run_tool
 from mmengine.config import Config
 
 from emo_mm import config_options
@@ -21,6 +23,17 @@ def make_config(tmp_path: Path, text: str) -> Config:
     path = tmp_path / 'cfg.py'
     path.write_text(text)
     return Config.fromfile(str(path))
+
+
+def test_what_every_tool_imports_first_loads_no_framework():
+    """The tools start by importing emo_mm's command-line and error helpers (emo_mm.cli,
+    emo_mm.deploy for DeployError, the runner); none of that imports mmdet, mmseg or
+    onnxruntime, so a tool loads only the framework its config names, when it reads it (the
+    models of a framework cost seconds of every tool start)."""
+    code = ('import sys, emo_mm, emo_mm.cli, emo_mm.deploy, emo_mm.engine.runner; '
+            'loaded = sorted(name for name in sys.modules if name.split(".")[0] in '
+            '("mmdet", "mmseg", "onnx", "onnxruntime")); assert not loaded, loaded')
+    subprocess.run([sys.executable, '-c', code], cwd=REPO, check=True, timeout=300)
 
 
 def test_unknown_default_scope_names_the_valid_ones(tmp_path):

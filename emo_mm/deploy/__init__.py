@@ -10,13 +10,9 @@ from .api import init_onnx_model, use_onnx_model
 from .errors import DeployError
 from .export import export_onnx
 
-try:  # register OnnxDetector / OnnxTwoStageDetector / OnnxSegmentor where the framework is
-    from . import detector, mask_detector  # noqa: F401  (installed)
-except ImportError:
-    pass
-try:
-    from . import segmentor  # noqa: F401
-except ImportError:
-    pass
+# The onnxruntime-backed models (OnnxDetector, OnnxTwoStageDetector, OnnxSegmentor) register
+# themselves in mmdet's / mmseg's registry when :func:`use_onnx_model` imports their modules,
+# only the framework's the config needs: importing this package (as every tool does for
+# DeployError) then imports neither framework's models.
 
 __all__ = ['DeployError', 'export_onnx', 'init_onnx_model', 'use_onnx_model']

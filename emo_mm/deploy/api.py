@@ -1,4 +1,5 @@
 """Running exported models through the frameworks' own APIs and tools."""
+import importlib
 from pathlib import Path
 from typing import Optional, Union
 
@@ -11,11 +12,14 @@ from .metadata import check_matches_config, read_metadata
 WRAPPERS = {'detection': 'OnnxDetector', 'segmentation': 'OnnxSegmentor'}
 
 
+# The modules that register each task's wrappers (in the framework's MODELS registry).
+WRAPPER_MODULES = {'detection': ['emo_mm.deploy.detector', 'emo_mm.deploy.mask_detector'],
+                   'segmentation': ['emo_mm.deploy.segmentor']}
+
+
 def _register(task: str) -> None:
-    if task == 'detection':
-        from . import detector, mask_detector  # noqa: F401
-    else:
-        from . import segmentor  # noqa: F401
+    for module in WRAPPER_MODULES[task]:
+        importlib.import_module(module)
 
 
 def use_onnx_model(cfg: Config, onnx_file: str) -> None:
@@ -49,9 +53,9 @@ def use_onnx_model(cfg: Config, onnx_file: str) -> None:
     cfg.load_from = None
     # Any process that re-reads the config (a dump of it) imports the wrappers too.
     imports = list(cfg.get('custom_imports', {}).get('imports', []))
-    if 'emo_mm.deploy' not in imports:
-        cfg.custom_imports = dict(imports=imports + ['emo_mm.deploy'],
-                                  allow_failed_imports=False)
+    missing = [module for module in WRAPPER_MODULES[task] if module not in imports]
+    if missing:
+        cfg.custom_imports = dict(imports=imports + missing, allow_failed_imports=False)
 
 
 def init_onnx_model(config: Union[str, Config], onnx_file: str,
