@@ -2,9 +2,10 @@
 PYTHON ?= python3
 export PYTHON
 # Two pytest-xdist workers (one torch thread each) keep both cores of a 2-core machine busy;
-# each test module runs in one worker, and the trained models are shared (tests/conftest.py).
+# each test module runs in one worker, in the order tests/conftest.py gives (MODULE_ORDER: the
+# trainings first, the short modules last), and the trained models are shared.
 # PYTEST_ARGS= runs everything in one process.
-PYTEST_ARGS ?= -n 2 --dist loadscope
+PYTEST_ARGS ?= -n 2 --dist loadscope --no-loadscope-reorder
 
 .PHONY: install demo test test-quick
 
