@@ -9,7 +9,6 @@ the quick edit-test loop). A test that uses a trained model (``learned_ssdlite``
 ``learned_deeplabv3``) is marked ``slow`` here. Work that several tests share is done once
 per run, also under pytest-xdist (:func:`once_per_run`).
 """
-import contextlib
 import dataclasses
 import fcntl
 import importlib.util
@@ -20,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import pytest
 import torch
@@ -201,10 +200,11 @@ def pytest_configure(config) -> None:
 
 # The order in which the modules run. Under pytest-xdist (the Makefile's `-n 2 --dist loadscope
 # --no-loadscope-reorder`) each module goes whole to the next free worker in this order: first
-# the two that start the demo's two trainings, one on each worker, which then run one after the
-# other with nothing beside them (:func:`one_training_at_a_time`), then the longest modules, and
-# the short numerical ones last, to keep both workers busy to the end. A module not listed runs
-# before the numerical ones.
+# the two that start the demo's two trainings, one on each worker (the two side by side took
+# 345 s on the 2-core machine, one after the other 390-490 s), then the longest modules, and the
+# short numerical ones last, to keep both workers busy to the end (xdist's own order, most tests
+# first, runs the numerical modules first and leaves the long ones for the end). A module not
+# listed runs before the numerical ones.
 MODULE_ORDER = ('test_learning', 'test_segmentation', 'test_deploy', 'test_detection',
                 'test_deploy_two_stage', 'test_slurm', 'test_resume', 'test_sem_fpn',
                 'test_mask_rcnn', 'test_inputs', 'test_deploy_graphs', 'test_tools',
@@ -288,19 +288,6 @@ def helpers_on_pythonpath() -> Dict[str, str]:
                                                         os.environ.get('PYTHONPATH')]))}
 
 
-@contextlib.contextmanager
-def one_training_at_a_time(tmp_path_factory) -> Iterator[None]:
-    """Held by a demo training (2 processes in lock-step, one core each) for as long as it
-    runs. The first modules (MODULE_ORDER) start both trainings, one per worker, so the second
-    waits here and its worker idles: each training then has the cores to itself. Beside other
-    work a training's processes wait on each other at every step, and the whole run takes
-    longer (measured on the 2-core machine: SSDLite's training 250 s alone, 469 s beside the
-    other worker's tests; the whole suite 1444 CPU-s against 1670 and 1790)."""
-    with open(run_root(tmp_path_factory) / 'training.lock', 'w') as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
-        yield
-
-
 def learn(tmp_path_factory, name: str, run_dir: Path):
     """``tools/demo.py``'s training of task ``name`` in ``run_dir``, once per run; its
     ``Outcome`` (``task`` as the demo's, ``work_dir``, ``checkpoint`` of the final weights,
@@ -310,9 +297,8 @@ def learn(tmp_path_factory, name: str, run_dir: Path):
 
     def make(folder: Path) -> dict:
         config = with_rank_weights(REPO / task.config, folder / 'config.py')
-        with one_training_at_a_time(tmp_path_factory):
-            outcome = demo.train(dataclasses.replace(task, config=str(config)), run_dir, nproc=2,
-                                 port=free_port(), env=helpers_on_pythonpath())
+        outcome = demo.train(dataclasses.replace(task, config=str(config)), run_dir, nproc=2,
+                             port=free_port(), env=helpers_on_pythonpath())
         return dict(work_dir=str(outcome.work_dir), train_seconds=outcome.train_seconds)
 
     made = once_per_run(tmp_path_factory, name, make)
