@@ -17,7 +17,7 @@ setup(
     # Ranges an installed torch 2.x satisfies, so no second torch is pulled in. mmcv must be
     # built with its ops (see tools/install.sh): pip cannot express that.
     install_requires=[
-        'torch>=2.0',
+        'torch>=2.1',  # tested: 2.1.2 (oldest) and 2.13.0 (newest)
         'numpy',
         'mmengine>=0.10.0,<0.11',
         'mmcv>=2.0.0,<2.2.0',

@@ -75,6 +75,32 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _process_main(rank: int, world_size: int, port: int, source: str, name: str,
+                  args: tuple) -> None:
+    import torch.distributed as torch_dist
+    # Test modules are imported by path (pytest.ini), so the function is found the same way.
+    spec = importlib.util.spec_from_file_location(f'emo_mm_process_{Path(source).stem}', source)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    torch_dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
+                                  world_size=world_size)
+    try:
+        getattr(module, name)(rank, world_size, *args)
+    finally:
+        torch_dist.destroy_process_group()
+
+
+def run_in_processes(fn: Callable, world_size: int, *args) -> None:
+    """``fn(rank, world_size, *args)`` in ``world_size`` new processes joined in a gloo group
+    on the loopback interface (``fn`` at a test module's top level, results written to files);
+    an exception in any process fails the caller."""
+    import inspect
+
+    import torch.multiprocessing as mp
+    mp.spawn(_process_main, nprocs=world_size,
+             args=(world_size, free_port(), inspect.getfile(fn), fn.__name__, args))
+
+
 def run_tool(args: List[str], cwd: Path, env: Optional[Dict[str, str]] = None,
              expect_ok: bool = True, timeout: int = 900) -> str:
     """Runs a command as a user would (its own process, in ``cwd``); returns stdout + stderr
@@ -208,6 +234,7 @@ def pytest_configure(config) -> None:
 MODULE_ORDER = ('test_learning', 'test_segmentation', 'test_deploy', 'test_detection',
                 'test_deploy_two_stage', 'test_slurm', 'test_resume', 'test_sem_fpn',
                 'test_mask_rcnn', 'test_inputs', 'test_deploy_graphs', 'test_tools',
+                'test_distributed_state',
                 None,  # modules not listed
                 'test_checkpoint', 'test_flops', 'test_registration', 'test_fast_path',
                 'test_efficientmod', 'test_backbone')

@@ -9,24 +9,35 @@ An iteration-based run resumes by drawing (and dropping) the batches already tra
 ``num_workers=0`` those draws run the augmentations in the main process and use its random
 generators. There the states are put back after that skip, just before the first new batch.
 """
+import io
 import random
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, List, Optional
 
 import numpy as np
 import torch
+import torch.distributed as torch_dist
+from mmengine.dist import get_dist_info
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
 
 @HOOKS.register_module()
 class RNGStateHook(Hook):
-    """Stores python/numpy/torch RNG states in ``checkpoint['meta']['rng_state']``.
+    """Stores every rank's python/numpy/torch RNG states in ``checkpoint['meta']['rng_state']``.
 
-    The states are put back at ``before_train``, i.e. after everything a resume does (building
-    the optimiser, re-seeding), just before the first iteration; in an iteration-based loop,
-    once it has skipped the batches already trained on. Only tensors and plain Python
-    values are stored, so the checkpoint stays loadable with ``torch.load(weights_only=True)``.
-    In distributed runs the state of the rank that saves (rank 0) is restored on every rank.
+    Each rank's states are gathered to the rank that saves (rank 0), as
+    ``{'ranks': [state of rank 0, state of rank 1, ...]}``; a state holds the CPU generators and,
+    where CUDA is in use, the current CUDA device's generator. On resume each rank puts its own
+    state back at ``before_train``, i.e. after everything a resume does (building the optimiser,
+    re-seeding), just before the first iteration; in an iteration-based loop, once it has
+    skipped the batches already trained on.
+
+    A resume with the same number of processes (and devices) continues the interrupted run
+    exactly. With more processes, the ranks that had no saved state keep their seeded state;
+    with fewer, the states of the missing ranks are unused; a CUDA state is not put back
+    without CUDA. Such a resume runs, but is not the interrupted run; a log line says so.
+    Only tensors and plain Python values are stored, so the checkpoint stays loadable with
+    weights-only safety.
     """
 
     priority = 'VERY_LOW'
@@ -35,16 +46,9 @@ class RNGStateHook(Hook):
         self._pending: Optional[dict] = None
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        numpy_state = np.random.get_state()
-        state = dict(
-            python=random.getstate(),
-            numpy=dict(name=numpy_state[0], key=torch.from_numpy(numpy_state[1].copy()),
-                       pos=int(numpy_state[2]), has_gauss=int(numpy_state[3]),
-                       cached_gaussian=float(numpy_state[4])),
-            torch=torch.get_rng_state())
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            state['cuda'] = torch.cuda.get_rng_state_all()
-        checkpoint.setdefault('meta', {})['rng_state'] = state
+        # Called on every rank (mmengine writes the file on rank 0 only): all must gather.
+        states = all_gather_object(rank_state())
+        checkpoint.setdefault('meta', {})['rng_state'] = dict(ranks=states)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         self._pending = checkpoint.get('meta', {}).get('rng_state')
@@ -52,27 +56,75 @@ class RNGStateHook(Hook):
     def before_train(self, runner) -> None:
         if self._pending is None:
             return
+        saved, self._pending = self._pending, None
         loop = runner.train_loop
         skipped = getattr(loop, 'iter', 0) if hasattr(loop, 'dataloader_iterator') else 0
         if skipped:  # IterBasedTrainLoop: restore once its skip of the trained batches is over
-            state, self._pending = self._pending, None
             loop.dataloader_iterator = _AfterSkipping(
-                loop.dataloader_iterator, skipped, lambda: self._restore(runner, state))
+                loop.dataloader_iterator, skipped, lambda: restore(runner, saved))
         else:
-            self._restore(runner, self._pending)
-            self._pending = None
+            restore(runner, saved)
 
-    @staticmethod
-    def _restore(runner, state: dict) -> None:
+
+def rank_state() -> dict:
+    """This process's random states: python, numpy, torch's CPU generator, and the current
+    CUDA device's generator when CUDA is in use."""
+    numpy_state = np.random.get_state()
+    state = dict(
+        python=random.getstate(),
+        numpy=dict(name=numpy_state[0], key=torch.from_numpy(numpy_state[1].copy()),
+                   pos=int(numpy_state[2]), has_gauss=int(numpy_state[3]),
+                   cached_gaussian=float(numpy_state[4])),
+        torch=torch.get_rng_state())
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state['cuda'] = torch.cuda.get_rng_state()  # the current device's
+    return state
+
+
+def all_gather_object(obj: Any) -> List[Any]:
+    """``[obj of rank 0, obj of rank 1, ...]``; ``[obj]`` outside a distributed run.
+
+    ``obj`` (tensors and plain values) travels as ``torch.save`` bytes and is read back with
+    ``weights_only``: torch's own object gathering cannot rebuild CPU tensors on every torch
+    version (2.13 fails on their storages).
+    """
+    if not (torch_dist.is_available() and torch_dist.is_initialized()):
+        return [obj]
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    gathered: List[Any] = [None] * torch_dist.get_world_size()
+    torch_dist.all_gather_object(gathered, buffer.getvalue())
+    return [torch.load(io.BytesIO(data), weights_only=True) for data in gathered]
+
+
+def restore(runner, saved: dict) -> None:
+    """Puts this rank's saved state back (see :class:`RNGStateHook` for other world sizes)."""
+    rank, world_size = get_dist_info()
+    states = saved['ranks'] if 'ranks' in saved else [saved]  # [saved]: rank 0's only
+    notes = []
+    if len(states) != world_size:
+        notes.append(f'the checkpoint holds the states of {len(states)} processes, this run '
+                     f'has {world_size}: the resumed run is not the interrupted one')
+    if rank < len(states):
+        state = states[rank]
         random.setstate(state['python'])
         numpy_state = state['numpy']
         np.random.set_state((numpy_state['name'], numpy_state['key'].numpy(),
                              numpy_state['pos'], numpy_state['has_gauss'],
                              numpy_state['cached_gaussian']))
         torch.set_rng_state(state['torch'])
-        if 'cuda' in state and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state['cuda'])
-        runner.logger.info('RNGStateHook: restored the random states saved with the checkpoint')
+        cuda_state = state.get('cuda')
+        if cuda_state is not None:
+            if isinstance(cuda_state, (list, tuple)):  # saved by get_rng_state_all()
+                cuda_state = cuda_state[0]
+            if torch.cuda.is_available():
+                torch.cuda.set_rng_state(cuda_state)
+            else:
+                notes.append('the CUDA generator\'s state was saved, and is not put back '
+                             'without CUDA')
+    if rank == 0:
+        runner.logger.info('RNGStateHook: restored the random states saved with the checkpoint'
+                           + ''.join(f'; {note}' for note in notes))
 
 
 class _AfterSkipping:

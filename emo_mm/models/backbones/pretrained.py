@@ -4,29 +4,30 @@ Every backbone's ``init_cfg=dict(type='Pretrained', checkpoint=PATH_OR_URL)`` en
 
 * URLs are downloaded into torch's hub cache under a name unique to the URL: the EMO authors'
   files are all called ``net.pth``, so torch's own cache (keyed by file name) would hand the
-  second variant the first one's weights.
-* Files are read with ``torch.load``'s ``weights_only`` safety on. An empty, truncated or
-  non-checkpoint file is an error that names the file and what to do, never torch's advice to
-  turn the safety off.
+  second variant the first one's weights. In a distributed run rank 0 downloads first
+  (:func:`emo_mm.checkpoint_io.download`).
+* Files are read with weights-only safety on every supported torch
+  (:mod:`emo_mm.checkpoint_io`). An empty, truncated or non-checkpoint file is an error that
+  names the file and what to do, never torch's advice to turn the safety off.
 * The weights are picked from the authors' formats (a flat state_dict, mmengine's
   ``state_dict``, timm's ``state_dict`` / ``state_dict_ema``), the classifier keys are skipped and
   logged, and anything else that does not fit is an error naming the keys and the file read.
 """
 import argparse
-import hashlib
-import os
 import os.path as osp
-import pickle
-import urllib.error
 from collections import OrderedDict
 from typing import Any, Dict, List, Optional, Tuple
-from urllib.parse import urlparse
 
 import torch
 from mmengine.logging import print_log
 from torch import nn
 
-CACHE_SUBDIR = 'emo_mm'
+from ... import checkpoint_io
+from ...checkpoint_io import CheckpointError, cache_dir, cache_file_name, download, is_url
+
+__all__ = ['CheckpointError', 'cache_dir', 'cache_file_name', 'download', 'is_url',
+           'read_checkpoint', 'local_checkpoint', 'pick_state_dict', 'load_pretrained',
+           'init_from_pretrained_cfg', 'mismatches']
 # timm's training script pickles its arguments (``args``) into every checkpoint it saves, as
 # an argparse.Namespace: a plain attribute container, safe to rebuild.
 CHECKPOINT_GLOBALS = [argparse.Namespace]
@@ -34,79 +35,10 @@ CHECKPOINT_GLOBALS = [argparse.Namespace]
 STATE_KEYS = ('state_dict', 'model')
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read or does not fit; the message says what to do."""
-
-
-def is_url(checkpoint: str) -> bool:
-    return checkpoint.startswith(('http://', 'https://'))
-
-
-def cache_file_name(url: str) -> str:
-    """``.../EMO_5M/net.pth`` -> ``EMO_5M-net-<8 hex of the URL's sha256>.pth``: readable, and
-    distinct for distinct URLs."""
-    parts = [part for part in urlparse(url).path.split('/') if part]
-    stem, ext = osp.splitext(parts[-1] if parts else 'checkpoint.pth')
-    digest = hashlib.sha256(url.encode()).hexdigest()[:8]
-    return '-'.join([*parts[-2:-1], stem, digest]) + (ext or '.pth')
-
-
-def cache_dir() -> str:
-    return osp.join(torch.hub.get_dir(), 'checkpoints', CACHE_SUBDIR)
-
-
-def download(url: str) -> str:
-    """The local copy of ``url`` in :func:`cache_dir`, downloaded on first use."""
-    path = osp.join(cache_dir(), cache_file_name(url))
-    if osp.isfile(path):
-        return path
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    print_log(f'downloading {url} to {path}', logger='current')
-    try:
-        # Written to a temporary file and renamed at the end: no half file is ever cached.
-        torch.hub.download_url_to_file(url, path, progress=False)
-    except (urllib.error.URLError, OSError) as error:
-        reason = getattr(error, 'reason', None) or error
-        raise CheckpointError(
-            f'could not download the checkpoint {url} ({reason}). Without internet access, '
-            f'download it elsewhere and pass the local file, e.g. '
-            f'--cfg-options model.backbone.init_cfg.checkpoint=/path/to/{osp.basename(url)} '
-            f'(or init_cfg=dict(type=\'Pretrained\', checkpoint=...) in Python)') from None
-    return path
-
-
 def read_checkpoint(path: str) -> Any:
-    """``torch.load(path)`` with weights_only safety, and errors that name the file and the fix."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'checkpoint file not found: {path} (absolute: '
-                                f'{osp.abspath(path)})')
-    if osp.getsize(path) == 0:
-        raise CheckpointError(f'checkpoint {path} is empty (0 bytes): an interrupted download '
-                              f'or copy? Delete it and fetch it again')
-    try:
-        with torch.serialization.safe_globals(CHECKPOINT_GLOBALS):
-            return torch.load(path, map_location='cpu')
-    except pickle.UnpicklingError as error:
-        # torch words every failure of its weights-only unpickler the same way, with advice to
-        # turn the safety off; only the detail line says whether the file holds refused
-        # objects or is no pickle at all.
-        details = [line.strip() for line in str(error).splitlines() if line.strip()
-                   and not line.startswith(('Weights only load failed', 'Please file',
-                                            'Check the documentation'))]
-        refused = [line for line in details if 'GLOBAL' in line]
-        if not refused:
-            detail = details[-1] if details else type(error).__name__
-            raise CheckpointError(f'{path} is not a PyTorch checkpoint ({detail})') from None
-        raise CheckpointError(
-            f'{path} holds Python objects that torch.load refuses to rebuild with its '
-            f'weights_only safety on ({refused[0]}). emo-mm does not turn the safety off: load '
-            f'a file that holds only the weights (tensors in dicts), e.g. its state_dict '
-            f're-saved by someone who can vouch for the file') from None
-    except (RuntimeError, EOFError, ValueError) as error:
-        # Truncated zip archives and non-pickle bytes end here.
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise CheckpointError(f'{path} is not a readable PyTorch checkpoint, or is truncated '
-                              f'({first_line}); delete it and fetch it again') from None
+    """The checkpoint at ``path``, read with weights-only safety (timm's pickled training
+    arguments allowed), with errors that name the file and the fix."""
+    return checkpoint_io.read_checkpoint(path, CHECKPOINT_GLOBALS)
 
 
 def local_checkpoint(checkpoint: str) -> str:

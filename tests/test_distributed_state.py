@@ -1,0 +1,163 @@
+"""What each process of a distributed run keeps of its own: its random states across a resume,
+and its copy of the pretrained weights (rank 0 downloads, the others wait and read its copy).
+
+Each test starts two processes (gloo on the loopback interface) with
+:func:`conftest.run_in_processes`.
+"""
+import functools
+import http.server
+import random
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as torch_dist
+from conftest import run_in_processes
+
+from emo_mm.engine.rng_state_hook import RNGStateHook
+
+
+class _Logger:
+    def __init__(self):
+        self.lines = []
+
+    def info(self, line: str) -> None:
+        self.lines.append(line)
+
+
+def _runner() -> SimpleNamespace:
+    """What the hook uses of mmengine's Runner: an epoch-based loop (no batches to skip)."""
+    return SimpleNamespace(train_loop=SimpleNamespace(), logger=_Logger())
+
+
+def _draws() -> list:
+    return [random.random(), float(np.random.rand()), float(torch.rand(()))]
+
+
+def _save_states(rank: int, world_size: int, folder: str) -> None:
+    """Each rank seeds by its rank and draws; the hook gathers the states at a checkpoint;
+    rank 0 writes it (as mmengine does), every rank writes the draws that follow."""
+    random.seed(rank)
+    np.random.seed(rank)
+    torch.manual_seed(rank)
+    _draws()
+    checkpoint = {}
+    RNGStateHook().before_save_checkpoint(_runner(), checkpoint)
+    if rank == 0:
+        torch.save(checkpoint, Path(folder) / 'checkpoint.pth')
+    torch.save(_draws(), Path(folder) / f'next_draws_rank{rank}.pth')
+
+
+def _resume(rank: int, world_size: int, folder: str) -> None:
+    """Each rank seeds alike (as mmengine re-seeds a resumed run), loads the checkpoint, lets
+    the hook restore, and writes its next draws and the hook's log."""
+    from emo_mm.checkpoint_io import load_weights_only
+    random.seed(123)
+    np.random.seed(123)
+    torch.manual_seed(123)
+    checkpoint = load_weights_only(str(Path(folder) / 'checkpoint.pth'))
+    hook, runner = RNGStateHook(), _runner()
+    hook.after_load_checkpoint(runner, checkpoint)
+    hook.before_train(runner)
+    torch.save(dict(draws=_draws(), log=runner.logger.lines),
+               Path(folder) / f'resumed_{world_size}_rank{rank}.pth')
+
+
+def test_each_rank_resumes_its_own_random_states(tmp_path):
+    run_in_processes(_save_states, 2, str(tmp_path))
+    expected = [torch.load(tmp_path / f'next_draws_rank{r}.pth') for r in (0, 1)]
+    assert expected[0] != expected[1]  # the ranks' streams differ, so the test can tell
+    checkpoint = torch.load(tmp_path / 'checkpoint.pth', weights_only=True)
+    assert len(checkpoint['meta']['rng_state']['ranks']) == 2
+
+    run_in_processes(_resume, 2, str(tmp_path))
+    resumed = [torch.load(tmp_path / f'resumed_2_rank{r}.pth') for r in (0, 1)]
+    assert [r['draws'] for r in resumed] == expected
+    assert resumed[0]['log'] == [
+        'RNGStateHook: restored the random states saved with the checkpoint']
+
+
+@pytest.mark.parametrize('world_size', [1, 3])
+def test_a_resume_with_another_number_of_processes_runs_and_says_so(tmp_path, world_size):
+    run_in_processes(_save_states, 2, str(tmp_path))
+    expected = [torch.load(tmp_path / f'next_draws_rank{r}.pth') for r in (0, 1)]
+    run_in_processes(_resume, world_size, str(tmp_path))
+    resumed = [torch.load(tmp_path / f'resumed_{world_size}_rank{r}.pth')
+               for r in range(world_size)]
+    for rank in range(min(world_size, 2)):  # the ranks that were saved get their own back
+        assert resumed[rank]['draws'] == expected[rank]
+    assert f'the checkpoint holds the states of 2 processes, this run has {world_size}' in \
+        resumed[0]['log'][0]
+
+
+def test_a_single_process_checkpoint_of_the_older_layout_still_restores(tmp_path):
+    """Checkpoints written before the per-rank layout hold rank 0's state at the top level."""
+    torch.manual_seed(7)
+    checkpoint = {}
+    RNGStateHook().before_save_checkpoint(_runner(), checkpoint)
+    expected = float(torch.rand(()))
+    old_layout = dict(meta=dict(rng_state=checkpoint['meta']['rng_state']['ranks'][0]))
+    torch.manual_seed(0)
+    hook, runner = RNGStateHook(), _runner()
+    hook.after_load_checkpoint(runner, old_layout)
+    hook.before_train(runner)
+    assert float(torch.rand(())) == expected
+
+
+# --------------------------------------------------------------- rank 0 downloads first
+def _load_pretrained(rank: int, world_size: int, url: str, hub: str, out: str) -> None:
+    from emo_mm.models import EMO
+    torch.hub.set_dir(hub)
+    model = EMO('1m', init_cfg=dict(type='Pretrained', checkpoint=url))
+    model.init_weights()
+    torch.save(model.state_dict(), Path(out) / f'weights_rank{rank}.pth')
+
+
+def test_rank_zero_downloads_the_pretrained_weights_and_the_others_read_its_copy(tmp_path):
+    from emo_mm.models import EMO
+    served = tmp_path / 'served' / 'EMO_1M'
+    served.mkdir(parents=True)
+    expected = EMO('1m').state_dict()
+    torch.save({f'{k}': v for k, v in expected.items()}, served / 'net.pth')
+
+    requests = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            requests.append(self.path)
+
+    server = http.server.ThreadingHTTPServer(
+        ('127.0.0.1', 0), functools.partial(Handler, directory=str(tmp_path / 'served')))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f'http://127.0.0.1:{server.server_address[1]}/EMO_1M/net.pth'
+        run_in_processes(_load_pretrained, 2, url, str(tmp_path / 'hub'), str(tmp_path))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert requests == ['/EMO_1M/net.pth']  # one download, by rank 0
+    for rank in (0, 1):
+        weights = torch.load(tmp_path / f'weights_rank{rank}.pth')
+        assert all(torch.equal(weights[k], expected[k]) for k in expected)
+
+
+def _download_or_fail(rank: int, world_size: int, url: str, hub: str, out: str) -> None:
+    from emo_mm.checkpoint_io import CheckpointError, download
+    torch.hub.set_dir(hub)
+    try:
+        download(url)
+    except CheckpointError as error:
+        (Path(out) / f'error_rank{rank}.txt').write_text(str(error))
+    torch_dist.barrier()  # both got here: nobody was left waiting
+
+
+def test_a_failed_download_is_raised_on_every_rank_and_none_waits(tmp_path):
+    from conftest import free_port
+    url = f'http://127.0.0.1:{free_port()}/EMO_1M/net.pth'  # nothing listens there
+    run_in_processes(_download_or_fail, 2, url, str(tmp_path / 'hub'), str(tmp_path))
+    for rank in (0, 1):
+        assert (tmp_path / f'error_rank{rank}.txt').read_text().startswith(
+            f'could not download the checkpoint {url}')
