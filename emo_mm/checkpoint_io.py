@@ -12,6 +12,7 @@
   authors' files are all called ``net.pth``); in a distributed run rank 0 downloads first while
   the other ranks wait, then they read its copy.
 """
+import _compat_pickle
 import hashlib
 import os
 import os.path as osp
@@ -51,6 +52,9 @@ def restricted_pickle_module(allowed: Dict[str, Any]) -> types.ModuleType:
 
     class RestrictedUnpickler(pickle.Unpickler):
         def find_class(self, module: str, name: str) -> Any:
+            # Python 2 names, as protocol 2 writes them (e.g. __builtin__.getattr).
+            module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+            module = _compat_pickle.IMPORT_MAPPING.get(module, module)
             full_name = f'{module}.{name}'
             if full_name in allowed:
                 return allowed[full_name]
@@ -65,10 +69,20 @@ def restricted_pickle_module(allowed: Dict[str, Any]) -> types.ModuleType:
     return module
 
 
+def _latin1_bytes(text: str, encoding: str = 'latin1') -> bytes:
+    """``_codecs.encode`` as protocol-2 pickles use it for ``bytes`` (e.g. inside numpy
+    arrays), and nothing else."""
+    if not isinstance(text, str) or encoding not in ('latin1', 'latin-1'):
+        raise pickle.UnpicklingError(f'refusing _codecs.encode({type(text).__name__}, '
+                                     f'{encoding!r}): only latin1 text to bytes is rebuilt')
+    return text.encode(encoding)
+
+
 def _torch_weights_only_globals() -> Dict[str, Any]:
-    """The globals torch's own weights-only unpickler rebuilds (tensors, storages, dtypes)."""
+    """The globals torch's own weights-only unpickler rebuilds (tensors, storages, dtypes),
+    and bytes as torch >= 2.5 rebuilds them."""
     from torch import _weights_only_unpickler
-    return dict(_weights_only_unpickler._get_allowed_globals())
+    return {**_weights_only_unpickler._get_allowed_globals(), '_codecs.encode': _latin1_bytes}
 
 
 def load_weights_only(file: Union[str, IO[bytes]], map_location: Any = 'cpu',
@@ -80,9 +94,14 @@ def load_weights_only(file: Union[str, IO[bytes]], map_location: Any = 'cpu',
     if HAS_SAFE_GLOBALS:
         with torch.serialization.safe_globals(allow_list):
             return torch.load(file, map_location=map_location, weights_only=True)
-    allowed = {**_torch_weights_only_globals(), **dict(map(global_name, allow_list))}
     return torch.load(file, map_location=map_location, weights_only=False,
-                      pickle_module=restricted_pickle_module(allowed))
+                      pickle_module=restricted_pickle_module(allowed_globals(allow_list)))
+
+
+def allowed_globals(allow_list: Iterable[SafeGlobal]) -> Dict[str, Any]:
+    """What the restricted unpickler rebuilds: torch's weights-only globals and
+    ``allow_list``, by dotted name."""
+    return {**_torch_weights_only_globals(), **dict(map(global_name, allow_list))}
 
 
 def read_checkpoint(path: str, extra_globals: Iterable[SafeGlobal] = (),
@@ -112,6 +131,10 @@ def read_checkpoint(path: str, extra_globals: Iterable[SafeGlobal] = (),
             f'weights_only safety on ({refused[0]}). emo-mm does not turn the safety off: load '
             f'a file that holds only the weights (tensors in dicts), e.g. its state_dict '
             f're-saved by someone who can vouch for the file') from None
+    except MemoryError:
+        # The restricted unpickler (torch < 2.5) may read random bytes as a huge length.
+        raise CheckpointError(f'{path} is not a PyTorch checkpoint (its bytes are no '
+                              f'pickle)') from None
     except (RuntimeError, EOFError, ValueError) as error:
         # Truncated zip archives and non-pickle bytes end here.
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
@@ -173,5 +196,5 @@ def download(url: str, model_dir: Optional[str] = None) -> str:
         if not first:
             error = _fetch(url, path)
     if error is not None:
-        raise error
+        raise error from None  # the message says it all: no urllib pages
     return path

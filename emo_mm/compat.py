@@ -43,7 +43,8 @@ def history_buffer_statistic(owner: Any, name: str) -> Callable:
 
 def _numpy_globals() -> List[SafeGlobal]:
     """numpy arrays, scalars and dtypes, under the module names numpy 1.x and 2.x pickle."""
-    core = getattr(np, '_core', None) or np.core
+    # numpy 2 moved numpy.core to numpy._core (numpy 1.26 has a numpy._core stub without it).
+    core = np._core if int(np.__version__.split('.')[0]) >= 2 else np.core
     dtypes = {type(np.dtype(t)) for t in (np.float16, np.float32, np.float64, np.int8,
                                            np.int16, np.int32, np.int64, np.uint8, np.bool_)}
     found: List[SafeGlobal] = [np.ndarray, np.dtype, *dtypes]

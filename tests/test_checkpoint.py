@@ -1,4 +1,5 @@
-"""Loading the authors' checkpoints, and mmengine checkpoints under torch's weights_only default."""
+"""Loading the authors' checkpoints, and mmengine checkpoints with weights-only safety on every
+supported torch (torch >= 2.5: torch's allow-list; 2.1-2.4: emo_mm's restricted unpickler)."""
 import os
 import pickle
 import subprocess
@@ -12,8 +13,12 @@ from conftest import free_port
 from mmengine.logging import HistoryBuffer, MMLogger
 
 from emo_mm import EMO
+from emo_mm.checkpoint_io import CheckpointError, load_weights_only, read_checkpoint
 from emo_mm.models.backbones import pretrained
 from emo_mm.testing.emo_reference import ReferenceEMO, randomize
+
+
+TORCH_VERSION = tuple(int(part) for part in torch.__version__.split('.')[:2])
 
 
 def authors_checkpoint(path: Path, arch: str = '1m', seed: int = 0) -> dict:
@@ -85,7 +90,7 @@ def test_missing_checkpoint_file_is_reported(tmp_path):
         EMO('1m').load_pretrained(str(tmp_path / 'nowhere.pth'))
 
 
-# ------------------------------------------------- mmengine checkpoints on torch >= 2.6
+# ------------------------------------------------- mmengine checkpoints, safely on every torch
 RUNNER_SCRIPT = textwrap.dedent('''
     import sys, torch
     from torch import nn
@@ -132,9 +137,12 @@ def load_in_fresh_python(path: Path, import_emo_mm: bool) -> subprocess.Complete
 
 
 @pytest.mark.slow
-def test_runner_checkpoint_needs_the_fix_and_loads_with_it(runner_checkpoint):
-    without = load_in_fresh_python(runner_checkpoint, import_emo_mm=False)
-    assert without.returncode != 0 and 'Weights only load failed' in without.stderr
+def test_runner_checkpoint_loads_through_mmengine_with_emo_mm(runner_checkpoint):
+    """Without emo_mm, torch >= 2.6 refuses mmengine's own checkpoint (older torch loads it
+    with unrestricted pickle); with emo_mm it loads, safely, on both."""
+    if TORCH_VERSION >= (2, 6):
+        without = load_in_fresh_python(runner_checkpoint, import_emo_mm=False)
+        assert without.returncode != 0 and 'Weights only load failed' in without.stderr
     with_fix = load_in_fresh_python(runner_checkpoint, import_emo_mm=True)
     assert with_fix.returncode == 0, with_fix.stderr
     assert "['message_hub', 'meta', 'optimizer', 'param_schedulers', 'state_dict']" \
@@ -143,8 +151,8 @@ def test_runner_checkpoint_needs_the_fix_and_loads_with_it(runner_checkpoint):
 
 @pytest.mark.slow
 def test_runner_checkpoint_holds_the_logging_state(runner_checkpoint):
-    import emo_mm  # noqa: F401
-    checkpoint = torch.load(runner_checkpoint)  # weights_only=True: torch's default
+    from emo_mm.checkpoint_io import load_weights_only
+    checkpoint = load_weights_only(str(runner_checkpoint))
     buffer = checkpoint['message_hub']['log_scalars']['train/loss']
     assert isinstance(buffer, HistoryBuffer) and buffer.data[0].size > 0
     assert buffer.statistics('mean') == pytest.approx(buffer.mean())
@@ -179,20 +187,62 @@ class LooksUpAttributes:
         return getattr, (HistoryBuffer, '__init__')
 
 
-def test_code_running_pickle_is_still_refused(tmp_path):
-    import emo_mm  # noqa: F401
+def _mmengine_load_checkpoint(path: str):
+    from mmengine.runner import CheckpointLoader
+    return CheckpointLoader.load_checkpoint(path, map_location='cpu')
+
+
+def _mmengine_runner_load(path: str):
+    from mmengine.runner import load_checkpoint
+    return load_checkpoint(torch.nn.Linear(1, 1), path, map_location='cpu')
+
+
+# Every door through which a checkpoint file is read: emo_mm's own, and mmengine's (--resume,
+# load_from, init_detector / init_model, tools/test.py) once emo_mm is imported.
+LOAD_DOORS = {'load_weights_only': lambda path: load_weights_only(path),
+              'read_checkpoint': lambda path: read_checkpoint(path),
+              'CheckpointLoader': _mmengine_load_checkpoint,
+              'mmengine load_checkpoint': _mmengine_runner_load}
+
+
+@pytest.mark.parametrize('door', LOAD_DOORS)
+def test_code_running_pickle_is_refused_on_every_torch(tmp_path, door):
     marker = tmp_path / 'pwned'
     torch.save({'state_dict': {}, 'payload': RunsCode(marker)}, tmp_path / 'evil.pth')
-    with pytest.raises(pickle.UnpicklingError, match='system'):
-        torch.load(tmp_path / 'evil.pth')
+    with pytest.raises((pickle.UnpicklingError, CheckpointError), match='system'):
+        LOAD_DOORS[door](str(tmp_path / 'evil.pth'))
     assert not marker.exists()
 
 
 def test_getattr_is_allowed_only_for_history_buffer_statistics(tmp_path):
-    import emo_mm  # noqa: F401
     torch.save({'payload': LooksUpAttributes()}, tmp_path / 'getattr.pth')
     with pytest.raises(pickle.UnpicklingError, match=r"refusing getattr\(.*'__init__'\)"):
-        torch.load(tmp_path / 'getattr.pth')
+        load_weights_only(str(tmp_path / 'getattr.pth'))
+
+
+def test_the_restricted_unpickler_rebuilds_tensors_and_refuses_other_globals(tmp_path):
+    """The path of torch < 2.5, tested on every torch: tensors, parameters, containers and
+    the allow-list come back equal; any other global is refused by name."""
+    from emo_mm.checkpoint_io import allowed_globals, restricted_pickle_module
+    from emo_mm.compat import mmengine_checkpoint_globals
+    state = {'w': torch.randn(3, 2), 'p': torch.nn.Parameter(torch.ones(2)),
+             'i': torch.arange(4), 'half': torch.ones(2, dtype=torch.float16),
+             'nested': [(1, 'a'), {'b': 2.5}], 'buffer': HistoryBuffer()}
+    for value in (1.0, 2.0):
+        state['buffer'].update(value)
+    torch.save(state, tmp_path / 'ok.pth')
+    allowed = allowed_globals(mmengine_checkpoint_globals())
+    loaded = torch.load(tmp_path / 'ok.pth', weights_only=False,
+                        pickle_module=restricted_pickle_module(allowed))
+    for key in ('w', 'p', 'i', 'half'):
+        assert torch.equal(loaded[key], state[key]) and loaded[key].dtype == state[key].dtype
+    assert isinstance(loaded['p'], torch.nn.Parameter) and loaded['nested'] == state['nested']
+    assert loaded['buffer'].mean() == 1.5
+    torch.save({'payload': RunsCode(tmp_path / 'pwned')}, tmp_path / 'evil.pth')
+    with pytest.raises(pickle.UnpicklingError, match='GLOBAL posix.system'):
+        torch.load(tmp_path / 'evil.pth', weights_only=False,
+                   pickle_module=restricted_pickle_module(allowed))
+    assert not (tmp_path / 'pwned').exists()
 
 
 # ------------------------------------------- downloads and files a user can get wrong

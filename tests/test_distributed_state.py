@@ -19,6 +19,8 @@ from conftest import run_in_processes
 
 from emo_mm.engine.rng_state_hook import RNGStateHook
 
+pytestmark = pytest.mark.slow  # each test starts processes
+
 
 class _Logger:
     def __init__(self):
@@ -66,26 +68,39 @@ def _resume(rank: int, world_size: int, folder: str) -> None:
                Path(folder) / f'resumed_{world_size}_rank{rank}.pth')
 
 
-def test_each_rank_resumes_its_own_random_states(tmp_path):
-    run_in_processes(_save_states, 2, str(tmp_path))
-    expected = [torch.load(tmp_path / f'next_draws_rank{r}.pth') for r in (0, 1)]
+@pytest.fixture(scope='module')
+def saved_states(tmp_path_factory) -> Path:
+    """A 2-process checkpoint of the random states, and each rank's draws after it."""
+    folder = tmp_path_factory.mktemp('rng')
+    run_in_processes(_save_states, 2, str(folder))
+    return folder
+
+
+def _expected_draws(folder: Path) -> list:
+    return [torch.load(folder / f'next_draws_rank{r}.pth') for r in (0, 1)]
+
+
+def test_each_rank_resumes_its_own_random_states(saved_states):
+    expected = _expected_draws(saved_states)
     assert expected[0] != expected[1]  # the ranks' streams differ, so the test can tell
-    checkpoint = torch.load(tmp_path / 'checkpoint.pth', weights_only=True)
+    checkpoint = torch.load(saved_states / 'checkpoint.pth', weights_only=True)
     assert len(checkpoint['meta']['rng_state']['ranks']) == 2
 
-    run_in_processes(_resume, 2, str(tmp_path))
-    resumed = [torch.load(tmp_path / f'resumed_2_rank{r}.pth') for r in (0, 1)]
+    run_in_processes(_resume, 2, str(saved_states))
+    resumed = [torch.load(saved_states / f'resumed_2_rank{r}.pth') for r in (0, 1)]
     assert [r['draws'] for r in resumed] == expected
     assert resumed[0]['log'] == [
         'RNGStateHook: restored the random states saved with the checkpoint']
 
 
 @pytest.mark.parametrize('world_size', [1, 3])
-def test_a_resume_with_another_number_of_processes_runs_and_says_so(tmp_path, world_size):
-    run_in_processes(_save_states, 2, str(tmp_path))
-    expected = [torch.load(tmp_path / f'next_draws_rank{r}.pth') for r in (0, 1)]
-    run_in_processes(_resume, world_size, str(tmp_path))
-    resumed = [torch.load(tmp_path / f'resumed_{world_size}_rank{r}.pth')
+def test_a_resume_with_another_number_of_processes_runs_and_says_so(saved_states, world_size):
+    expected = _expected_draws(saved_states)
+    if world_size == 1:
+        _resume(0, 1, str(saved_states))  # no process group: as a single-process resume
+    else:
+        run_in_processes(_resume, world_size, str(saved_states))
+    resumed = [torch.load(saved_states / f'resumed_{world_size}_rank{r}.pth')
                for r in range(world_size)]
     for rank in range(min(world_size, 2)):  # the ranks that were saved get their own back
         assert resumed[rank]['draws'] == expected[rank]
@@ -108,20 +123,31 @@ def test_a_single_process_checkpoint_of_the_older_layout_still_restores(tmp_path
 
 
 # --------------------------------------------------------------- rank 0 downloads first
-def _load_pretrained(rank: int, world_size: int, url: str, hub: str, out: str) -> None:
+def _download_twice(rank: int, world_size: int, url: str, bad_url: str, hub: str,
+                    out: str) -> None:
+    """Each rank builds EMO-1M from ``url`` (rank 0 downloads, the other waits and reads its
+    copy), then downloads ``bad_url``, where nothing listens."""
+    from emo_mm.checkpoint_io import CheckpointError, download
     from emo_mm.models import EMO
     torch.hub.set_dir(hub)
     model = EMO('1m', init_cfg=dict(type='Pretrained', checkpoint=url))
     model.init_weights()
     torch.save(model.state_dict(), Path(out) / f'weights_rank{rank}.pth')
+    try:
+        download(bad_url)
+    except CheckpointError as error:
+        (Path(out) / f'error_rank{rank}.txt').write_text(str(error))
+    torch_dist.barrier()  # both got here: nobody was left waiting
 
 
-def test_rank_zero_downloads_the_pretrained_weights_and_the_others_read_its_copy(tmp_path):
+def test_rank_zero_downloads_first_and_a_failure_reaches_every_rank(tmp_path):
+    from conftest import free_port
+
     from emo_mm.models import EMO
     served = tmp_path / 'served' / 'EMO_1M'
     served.mkdir(parents=True)
     expected = EMO('1m').state_dict()
-    torch.save({f'{k}': v for k, v in expected.items()}, served / 'net.pth')
+    torch.save(dict(expected), served / 'net.pth')
 
     requests = []
 
@@ -132,9 +158,10 @@ def test_rank_zero_downloads_the_pretrained_weights_and_the_others_read_its_copy
     server = http.server.ThreadingHTTPServer(
         ('127.0.0.1', 0), functools.partial(Handler, directory=str(tmp_path / 'served')))
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    bad_url = f'http://127.0.0.1:{free_port()}/EMO_1M/net.pth'
     try:
         url = f'http://127.0.0.1:{server.server_address[1]}/EMO_1M/net.pth'
-        run_in_processes(_load_pretrained, 2, url, str(tmp_path / 'hub'), str(tmp_path))
+        run_in_processes(_download_twice, 2, url, bad_url, str(tmp_path / 'hub'), str(tmp_path))
     finally:
         server.shutdown()
         server.server_close()
@@ -142,22 +169,5 @@ def test_rank_zero_downloads_the_pretrained_weights_and_the_others_read_its_copy
     for rank in (0, 1):
         weights = torch.load(tmp_path / f'weights_rank{rank}.pth')
         assert all(torch.equal(weights[k], expected[k]) for k in expected)
-
-
-def _download_or_fail(rank: int, world_size: int, url: str, hub: str, out: str) -> None:
-    from emo_mm.checkpoint_io import CheckpointError, download
-    torch.hub.set_dir(hub)
-    try:
-        download(url)
-    except CheckpointError as error:
-        (Path(out) / f'error_rank{rank}.txt').write_text(str(error))
-    torch_dist.barrier()  # both got here: nobody was left waiting
-
-
-def test_a_failed_download_is_raised_on_every_rank_and_none_waits(tmp_path):
-    from conftest import free_port
-    url = f'http://127.0.0.1:{free_port()}/EMO_1M/net.pth'  # nothing listens there
-    run_in_processes(_download_or_fail, 2, url, str(tmp_path / 'hub'), str(tmp_path))
-    for rank in (0, 1):
         assert (tmp_path / f'error_rank{rank}.txt').read_text().startswith(
-            f'could not download the checkpoint {url}')
+            f'could not download the checkpoint {bad_url}')

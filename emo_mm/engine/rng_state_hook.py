@@ -72,7 +72,8 @@ def rank_state() -> dict:
     numpy_state = np.random.get_state()
     state = dict(
         python=random.getstate(),
-        numpy=dict(name=numpy_state[0], key=torch.from_numpy(numpy_state[1].copy()),
+        # int64: torch < 2.3 has no uint32 tensors
+        numpy=dict(name=numpy_state[0], key=torch.from_numpy(numpy_state[1].astype(np.int64)),
                    pos=int(numpy_state[2]), has_gauss=int(numpy_state[3]),
                    cached_gaussian=float(numpy_state[4])),
         torch=torch.get_rng_state())
@@ -109,7 +110,7 @@ def restore(runner, saved: dict) -> None:
         state = states[rank]
         random.setstate(state['python'])
         numpy_state = state['numpy']
-        np.random.set_state((numpy_state['name'], numpy_state['key'].numpy(),
+        np.random.set_state((numpy_state['name'], numpy_state['key'].numpy().astype(np.uint32),
                              numpy_state['pos'], numpy_state['has_gauss'],
                              numpy_state['cached_gaussian']))
         torch.set_rng_state(state['torch'])
