@@ -7,7 +7,7 @@ export PYTHON
 # PYTEST_ARGS= runs everything in one process.
 PYTEST_ARGS ?= -n 2 --dist loadscope --no-loadscope-reorder
 
-.PHONY: install demo test test-quick
+.PHONY: install demo test test-quick test-stack
 
 install:
 	bash tools/install.sh
@@ -15,10 +15,16 @@ install:
 demo: install
 	$(PYTHON) tools/demo.py
 
-# Everything, with the 20 slowest tests listed at the end.
+# Everything, with the 20 slowest tests listed at the end (the `stack` module's end-to-end run
+# repeats what the rest covers at length: see test-stack).
 test: install
-	$(PYTHON) -m pytest --durations=20 $(PYTEST_ARGS)
+	$(PYTHON) -m pytest -m "not stack" --durations=20 $(PYTEST_ARGS)
 
 # The edit-test loop: unit and parity tests, no training, exporting or tool subprocesses.
 test-quick: install
 	$(PYTHON) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# One short run from training to a deployed file (2-process dist_train.sh, tools/test.py, ONNX
+# export and parity): with test-quick, what .ci/run checks on the oldest stack.
+test-stack: install
+	$(PYTHON) -m pytest -m stack $(PYTEST_ARGS)

@@ -22,7 +22,15 @@ from types import ModuleType
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import pytest
-import torch
+
+# The suite tests CPU behaviour (gloo, SyncBN -> BN, the CPU figures): on a machine with GPUs it
+# hides them, before torch is imported, from itself and every tool it starts. The GPU check
+# (tools/gpu_check.sh) sets EMO_MM_GPU_CHECK=1 and sees them.
+GPU_CHECK = os.environ.get('EMO_MM_GPU_CHECK') == '1'
+if not GPU_CHECK:
+    os.environ['CUDA_VISIBLE_DEVICES'] = ''
+
+import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TOOLS = REPO / 'tools'
@@ -212,6 +220,13 @@ def unmatched(found, expected, top: int, score_atol: float = 1e-3) -> List[int]:
 # (tests/rank_weights_hook.py), which changes nothing in the training. Under pytest-xdist the
 # workers share them too (:func:`once_per_run`).
 LEARNED = ('learned_ssdlite', 'learned_deeplabv3')
+
+
+def pytest_report_header(config) -> str:
+    if GPU_CHECK:
+        return f'emo-mm GPU check: {torch.cuda.device_count()} GPU(s) visible'
+    return ('emo-mm tests run on CPU on purpose (CUDA_VISIBLE_DEVICES= for the suite and its '
+            'tools); the GPU check is tools/gpu_check.sh')
 
 
 def pytest_configure(config) -> None:

@@ -1,6 +1,8 @@
-"""Nothing is lost when training stops: an interrupted, resumed run equals an uninterrupted one,
-through our tools/train.py and through MMSegmentation's own packaged train script alike (the
-configs declare the RNGStateHook that makes resume exact; no tool injects it).
+"""Nothing is lost when training stops: a run interrupted and resumed through MMSegmentation's
+own packaged train script equals the uninterrupted run of our tools/train.py (the configs
+declare the RNGStateHook that makes resume exact; no tool injects it). The same through our
+tools in 2 processes, stopped by Slurm, is tests/test_slurm.py's
+``test_a_cancelled_job_resumes_to_the_uninterrupted_weights``.
 
 The interrupted run kills itself with SIGKILL right after its iteration-4 checkpoint is written
 (tests/crash_hook.py): a hard stop at a known point, not a race with a poll.
@@ -34,8 +36,7 @@ def mmseg_train_script() -> Path:
     return Path(mmseg.__file__).parent / '.mim' / 'tools' / 'train.py'
 
 
-TRAIN_SCRIPTS = {'emo_mm tools/train.py': TOOLS / 'train.py',
-                 "mmseg's packaged train.py": mmseg_train_script()}
+TRAIN_SCRIPTS = {"mmseg's packaged train.py": mmseg_train_script()}
 
 
 @pytest.fixture(scope='module')

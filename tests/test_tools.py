@@ -1,12 +1,13 @@
 """The library behind tools/*.py (framework choice, CPU adaptation, data checks) and the errors
 a user of the tools meets: said once, in one line, before the Runner's start-up logs."""
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONFIGS, REPO, TOOLS, free_port, python_tool, run_tool
+from conftest import CONFIGS, REPO, TOOLS, free_port, load_tool, python_tool, run_tool
 from mmengine.config import Config
 
 from emo_mm import config_options
@@ -50,8 +51,8 @@ def test_missing_config_and_bad_launcher(tmp_path):
         config_options.load_config(str(tmp_path / 'cfg.py'), launcher='torchrun')
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason='checks the CPU fallbacks')
-def test_cpu_adaptation_replaces_sync_bn_and_ddp_device_ids(tmp_path):
+def test_cpu_adaptation_replaces_sync_bn_and_ddp_device_ids(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)  # also on a GPU machine
     cfg = make_config(tmp_path, (
         "default_scope = 'mmseg'\nsync_bn = 'torch'\n"
         "model = dict(backbone=dict(norm_cfg=dict(type='SyncBN', eps=1e-6)),\n"
@@ -70,6 +71,59 @@ def test_cpu_adaptation_replaces_sync_bn_and_ddp_device_ids(tmp_path):
     single.launcher = 'none'
     cpu_distributed.adapt_to_cpu(single)
     assert single.model.norm_cfg.type == 'BN' and 'custom_hooks' not in single
+
+
+def test_gpu_runs_keep_sync_bn_nccl_and_device_ids(tmp_path, monkeypatch):
+    """With GPUs, mmengine's own set-up is left alone: SyncBN, its backend, DDP device_ids."""
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    cfg = make_config(tmp_path, "default_scope = 'mmseg'\nsync_bn = 'torch'\n"
+                      "model = dict(backbone=dict(norm_cfg=dict(type='SyncBN')))\n")
+    cfg.launcher = 'pytorch'
+    before = cfg.to_dict()
+    cpu_distributed.adapt_to_cpu(cfg)
+    assert cfg.to_dict() == before
+
+
+@pytest.mark.parametrize('gpus,processes,refused', [(1, 2, True), (2, 2, False), (8, 8, False),
+                                                    (0, 4, False)])
+def test_two_processes_never_share_a_gpu(monkeypatch, gpus, processes, refused):
+    from emo_mm.engine.devices import check_one_gpu_per_process
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: gpus > 0)
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: gpus)
+    monkeypatch.setenv('LOCAL_WORLD_SIZE', str(processes))
+    if refused:
+        with pytest.raises(config_options.ConfigError,
+                           match=r'^2 processes per machine but 1 visible GPU: .* at most 1 '
+                           r'\(e\.g\. tools/dist_train\.sh CONFIG 1\), or run on the CPU on '
+                           r'purpose with CUDA_VISIBLE_DEVICES='):
+            check_one_gpu_per_process()
+    else:
+        check_one_gpu_per_process()
+
+
+def test_dist_train_checks_the_devices_for_its_process_count_before_starting(tmp_path):
+    """dist_train.sh hands NPROC to its one-process check (LOCAL_WORLD_SIZE), which refuses
+    more processes than GPUs; here a stand-in python records what the check was given."""
+    fake = tmp_path / 'python'
+    fake.write_text('#!/bin/sh\necho "LOCAL_WORLD_SIZE=$LOCAL_WORLD_SIZE $*" >> "$0.log"\n'
+                    'exit 3\n')
+    fake.chmod(0o755)
+    for script, args in (('dist_train.sh', ['cfg.py', '4']),
+                         ('dist_test.sh', ['cfg.py', 'ckpt.pth', '4'])):
+        run_tool(['bash', TOOLS / script, *args], cwd=tmp_path, env=dict(PYTHON=str(fake)),
+                 expect_ok=False)
+    calls = (tmp_path / 'python.log').read_text().splitlines()
+    assert len(calls) == 2 and all(call.startswith('LOCAL_WORLD_SIZE=4 ') and
+                                   '--preflight' in call for call in calls), calls
+
+
+def test_demo_leaves_gpus_unused_on_purpose_and_says_so(monkeypatch):
+    demo = load_tool('demo')
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 2)
+    monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '0,1')
+    line = demo.run_on_cpu()
+    assert os.environ['CUDA_VISIBLE_DEVICES'] == ''
+    assert line.startswith('demo: on CPU on purpose (2 GPUs left unused') and '\n' not in line
 
 
 def test_data_check_walks_wrapped_datasets_and_evaluators(tmp_path):

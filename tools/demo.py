@@ -1,4 +1,5 @@
-"""The main job on the embedded default: train, evaluate and look at predictions, on CPU.
+"""The main job on the embedded default: train, evaluate and look at predictions, on CPU
+(also on a machine with GPUs, which it leaves unused and says so).
 
     python tools/demo.py [--work-dir work_dirs/demo] [--nproc 2]
 
@@ -212,6 +213,20 @@ def photos() -> List[Path]:
     return found
 
 
+def run_on_cpu() -> str:
+    """Hides any GPU from the demo's tools (``CUDA_VISIBLE_DEVICES=``): the demo reproduces
+    the CPU figures the README states, and its 2 training processes must not share one GPU.
+    Returns the line that says so."""
+    import torch
+    gpus = torch.cuda.device_count()
+    os.environ['CUDA_VISIBLE_DEVICES'] = ''
+    if not gpus:
+        return 'demo: on CPU (no GPU visible)'
+    return (f'demo: on CPU on purpose ({gpus} GPU{"s" if gpus > 1 else ""} left unused: the '
+            f'demo reproduces the CPU figures). Train on the GPUs with tools/dist_train.sh '
+            f'CONFIG {gpus}')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--work-dir', type=Path, default=REPO / 'work_dirs' / 'demo',
@@ -220,6 +235,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.nproc < 1:
         parser.error(f'--nproc must be at least 1, got {args.nproc}')
+    print(run_on_cpu(), flush=True)
     run_dir = args.work_dir.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

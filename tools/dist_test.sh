@@ -18,7 +18,7 @@ fi
 PYTHON=${PYTHON:-python3}
 TOOL="$(dirname "$0")/test.py"
 # Check the config, data and checkpoint once, in one process, before NPROC processes start.
-"$PYTHON" "$TOOL" "$CONFIG" "$CHECKPOINT" --preflight "${@:4}"
+LOCAL_WORLD_SIZE="$NPROC" "$PYTHON" "$TOOL" "$CONFIG" "$CHECKPOINT" --preflight "${@:4}"
 exec "$PYTHON" -m torch.distributed.run \
   --nnodes="${NNODES:-1}" \
   --node_rank="${NODE_RANK:-0}" \

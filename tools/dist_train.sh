@@ -15,9 +15,9 @@ if ! [[ "$NPROC" =~ ^[1-9][0-9]*$ ]]; then
 fi
 PYTHON=${PYTHON:-python3}
 TOOL="$(dirname "$0")/train.py"
-# Check the config, data and checkpoints once, in one process: a mistake is then said once,
-# before NPROC processes start.
-"$PYTHON" "$TOOL" "$CONFIG" --preflight "${@:3}"
+# Check the config, data, checkpoints and devices (at most one process per GPU) once, in one
+# process: a mistake is then said once, before NPROC processes start.
+LOCAL_WORLD_SIZE="$NPROC" "$PYTHON" "$TOOL" "$CONFIG" --preflight "${@:3}"
 exec "$PYTHON" -m torch.distributed.run \
   --nnodes="${NNODES:-1}" \
   --node_rank="${NODE_RANK:-0}" \

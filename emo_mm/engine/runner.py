@@ -17,6 +17,7 @@ from mmengine.runner import Runner
 from ..config_options import framework_of
 from ..datasets.preflight import check_data_paths, is_local
 from .cpu_distributed import adapt_to_cpu, init_cpu_distributed
+from .devices import check_one_gpu_per_process, describe_device
 
 # Kept in the log file, left out of the console: the environment and config dumps the Runner
 # logs at start-up, and deprecation notices mmengine logs about its own internals (its
@@ -50,9 +51,14 @@ class QuietConsoleRunner(Runner):
             logger.info(f'environment, config and full log: {log_files[0]}')
         if self.distributed:
             # The environment dump says this too, under "GPU number" even on CPU.
+            if torch.cuda.is_available():
+                where = f'one GPU each, this one cuda:{torch.cuda.current_device()}'
+            else:
+                where = f'{torch.get_num_threads()} CPU threads each'
             logger.info(f'Distributed launcher: {self.launcher}, {self.world_size} processes '
-                        f'(backend {torch_dist.get_backend()}, {torch.get_num_threads()} CPU '
-                        f'threads each)')
+                        f'(backend {torch_dist.get_backend()}, {where})')
+        else:
+            logger.info(f'Running {describe_device(distributed=False)}')
         return logger
 
 
@@ -100,8 +106,10 @@ def _model_registry(framework: str):
 
 
 def preflight(cfg: Config, run: str, checkpoint: Optional[str] = None) -> None:
-    """What can fail before the Runner starts: the dataset paths of ``run``, the checkpoint
-    (``run='test'``), and a from-scratch config that cannot learn its BatchNorm."""
+    """What can fail before the Runner starts: more processes than GPUs on a machine, the
+    dataset paths of ``run``, the checkpoint (``run='test'``), and a from-scratch config that
+    cannot learn its BatchNorm."""
+    check_one_gpu_per_process()
     check_data_paths(cfg, run)
     if checkpoint is not None:
         check_checkpoint_fits(cfg, checkpoint)
