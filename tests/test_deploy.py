@@ -23,6 +23,7 @@ from conftest import (CONFIGS, REPO, assert_close, odd_photos, once_per_run, pyt
                       run_tool, unmatched)
 
 import emo_mm  # noqa: F401  (registers EMO and the configs' modules)
+from emo_mm.compat import torchscript_onnx_exporter
 from emo_mm.deploy import DeployError, export_onnx, init_onnx_model, use_onnx_model
 from emo_mm.deploy.export import build_deploy_model, export_model
 from emo_mm.deploy.graphs import DetectionGraph, TraceableAdaptiveAvgPool2d
@@ -69,7 +70,7 @@ def test_emo_traced_without_padding_runs_where_windows_need_it(tmp_path):
     path = tmp_path / 'emo.onnx'
     with torch.no_grad():
         torch.onnx.export(model, (torch.randn(1, 3, 224, 224),), str(path), opset_version=17,
-                          dynamo=False, input_names=['input'],
+                          **torchscript_onnx_exporter(), input_names=['input'],
                           dynamic_axes={'input': {0: 'batch', 2: 'height', 3: 'width'}})
     session = create_session(str(path))
     for shape in [(1, 3, 224, 224), (2, 3, 333, 417)]:
@@ -296,7 +297,7 @@ def test_missing_corrupt_or_foreign_onnx_is_refused(tmp_path):
         use_onnx_model(cfg, str(corrupt))
     foreign = tmp_path / 'foreign.onnx'
     torch.onnx.export(torch.nn.Conv2d(3, 3, 1), (torch.randn(1, 3, 8, 8),), str(foreign),
-                      dynamo=False)
+                      **torchscript_onnx_exporter())
     with pytest.raises(DeployError, match='not one exported by tools/export_onnx.py'):
         use_onnx_model(cfg, str(foreign))
 

@@ -27,6 +27,7 @@ from conftest import (CONFIGS, FP64_RTOL, assert_close, matches, odd_photos, pyt
                       run_tool, unmatched)
 
 import emo_mm  # noqa: F401
+from emo_mm.compat import torchscript_onnx_exporter
 from emo_mm.deploy import DeployError, export_onnx, init_onnx_model, use_onnx_model
 from emo_mm.deploy.export import build_deploy_model, export_model
 from emo_mm.deploy.roi_align import MultiLevelRoIAlign, onnx_roi_align
@@ -86,9 +87,9 @@ def test_onnx_roi_align_is_mmcvs(tmp_path, aligned, sampling_ratio):
     index = torch.randint(0, 2, (40,), generator=g)
     path = tmp_path / 'pool.onnx'
     torch.onnx.export(_Pool(aligned, sampling_ratio), (feats, boxes, index), str(path),
-                      input_names=['feats', 'boxes', 'index'], opset_version=17, dynamo=False,
+                      input_names=['feats', 'boxes', 'index'], opset_version=17,
                       dynamic_axes={'feats': {0: 'n', 2: 'h', 3: 'w'}, 'boxes': {0: 'r'},
-                                    'index': {0: 'r'}})
+                                    'index': {0: 'r'}}, **torchscript_onnx_exporter())
     mmcv_pool = RoIAlign((7, 5), 1 / 8, sampling_ratio, 'avg', aligned)
     session = create_session(str(path))
     for n, (h, w), count in [(2, (13, 17), 40), (1, (9, 30), 25)]:
@@ -128,8 +129,9 @@ def test_multi_level_extraction_is_mmdets(tmp_path):
     path = tmp_path / 'extract.onnx'
     names = ['f0', 'f1', 'f2', 'f3']
     torch.onnx.export(Extract(), (*feats[:4], boxes, index), str(path),
-                      input_names=names + ['boxes', 'index'], opset_version=17, dynamo=False,
-                      dynamic_axes={'boxes': {0: 'r'}, 'index': {0: 'r'}})
+                      input_names=names + ['boxes', 'index'], opset_version=17,
+                      dynamic_axes={'boxes': {0: 'r'}, 'index': {0: 'r'}},
+                      **torchscript_onnx_exporter())
     session = create_session(str(path))
     for count in (60, 7):  # the first 7 RoIs: some levels get none
         actual = session.run(None, {**{n: f.numpy() for n, f in zip(names, feats)},

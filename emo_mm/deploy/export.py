@@ -1,9 +1,10 @@
 """Export an emo-mm (or any mmdet / mmseg) model to one self-contained ``.onnx`` file.
 
-Plain ``torch.onnx.export`` with the TorchScript exporter (``dynamo=False``; it keeps batch,
-height and width symbolic from one example, or fixes them for a static graph), on the inference
-form of the backbone (``switch_to_deploy``: BatchNorm folded) written as the graph should run it
-(:mod:`emo_mm.deploy.backbone_graph`: the same function, fewer layout and shape operations).
+Plain ``torch.onnx.export`` with the TorchScript exporter (``dynamo=False`` where torch has
+the choice; it keeps batch, height and width symbolic from one example, or fixes them for a
+static graph), on the inference form of the backbone (``switch_to_deploy``: BatchNorm folded)
+written as the graph should run it (:mod:`emo_mm.deploy.backbone_graph`: the same function,
+fewer layout and shape operations).
 Supported: mmdet single-stage anchor detectors (SSD/SSDLite, RetinaNet), two-stage detectors
 (Faster / Mask R-CNN: :mod:`emo_mm.deploy.two_stage`) and mmseg ``EncoderDecoder`` segmentors
 (DeepLabv3, PSPNet, Semantic FPN, ...).
@@ -17,6 +18,7 @@ import torch
 from mmengine.config import Config
 from torch import nn
 
+from ..compat import torchscript_onnx_exporter
 from .errors import DeployError
 from .backbone_graph import export_form
 from .graphs import DetectionGraph, SegmentationGraph, unsupported_detector_settings
@@ -264,7 +266,8 @@ def export_model(cfg: Config, task: str, model: nn.Module, out: str,
         warnings.filterwarnings('ignore', category=DeprecationWarning)
         torch.onnx.export(graph, args, str(out), input_names=list(inputs),
                           output_names=list(outputs), dynamic_axes=dynamic_axes,
-                          opset_version=opset, dynamo=False, do_constant_folding=True)
+                          opset_version=opset, do_constant_folding=True,
+                          **torchscript_onnx_exporter())
     input_shape = [1, 3, *shape] if static else ['batch', 3, 'height', 'width']
     preprocessor = cfg.model.get('data_preprocessor', {})
     meta = dict(

@@ -37,6 +37,7 @@ import torch
 from mmengine.config import Config
 from torch import Tensor, nn
 
+from ..compat import torchscript_onnx_exporter
 from .box_ops import AnchorGrid, DeltaDecoder
 from .errors import DeployError
 from .metadata import IMG_SHAPE_CONVENTION, input_convention, model_fingerprint, write_metadata
@@ -319,8 +320,8 @@ def export_two_stage(cfg: Config, model: nn.Module, out: str, shape: Tuple[int, 
         warnings.filterwarnings('ignore', category=DeprecationWarning)
         torch.onnx.export(graph, (example, img_shape), str(out),
                           input_names=['input', 'img_shape'], output_names=list(outputs),
-                          dynamic_axes=dynamic, opset_version=opset, dynamo=False,
-                          do_constant_folding=True)
+                          dynamic_axes=dynamic, opset_version=opset, do_constant_folding=True,
+                          **torchscript_onnx_exporter())
     preprocessor = cfg.model.get('data_preprocessor', {})
     # The keys every exported file carries (emo_mm.deploy.metadata), then the two-stage ones.
     meta = dict(
