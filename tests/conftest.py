@@ -29,6 +29,8 @@ import pytest
 GPU_CHECK = os.environ.get('EMO_MM_GPU_CHECK') == '1'
 if not GPU_CHECK:
     os.environ['CUDA_VISIBLE_DEVICES'] = ''
+# The shell tools (tools/dist_train.sh ...) start $PYTHON: the interpreter running the tests.
+os.environ['PYTHON'] = sys.executable
 
 import torch  # noqa: E402
 

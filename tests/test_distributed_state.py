@@ -30,9 +30,13 @@ class _Logger:
         self.lines.append(line)
 
 
-def _runner() -> SimpleNamespace:
-    """What the hook uses of mmengine's Runner: an epoch-based loop (no batches to skip)."""
-    return SimpleNamespace(train_loop=SimpleNamespace(), logger=_Logger())
+def _runner(checkpoint_interval: int = 1) -> SimpleNamespace:
+    """What the hook uses of mmengine's Runner: a loop with no batches to skip (as an
+    epoch-based one), at iteration 0, with an iteration-based CheckpointHook."""
+    from mmengine.hooks import CheckpointHook
+    return SimpleNamespace(train_loop=SimpleNamespace(), max_iters=10, logger=_Logger(), iter=0,
+                           epoch=0, hooks=[CheckpointHook(interval=checkpoint_interval,
+                                                          by_epoch=False)])
 
 
 def _draws() -> list:
@@ -40,15 +44,18 @@ def _draws() -> list:
 
 
 def _save_states(rank: int, world_size: int, folder: str) -> None:
-    """Each rank seeds by its rank and draws; the hook gathers the states at a checkpoint;
-    rank 0 writes it (as mmengine does), every rank writes the draws that follow."""
+    """Each rank seeds by its rank and draws; at the end of an iteration whose checkpoint is
+    due every rank hands its states over, and rank 0 alone saves the checkpoint (mmengine's
+    Runner.save_checkpoint is master_only); every rank writes the draws that follow."""
     random.seed(rank)
     np.random.seed(rank)
     torch.manual_seed(rank)
     _draws()
-    checkpoint = {}
-    RNGStateHook().before_save_checkpoint(_runner(), checkpoint)
+    hook, runner = RNGStateHook(), _runner()
+    hook.after_train_iter(runner, 0)
     if rank == 0:
+        checkpoint = {}
+        hook.before_save_checkpoint(runner, checkpoint)
         torch.save(checkpoint, Path(folder) / 'checkpoint.pth')
     torch.save(_draws(), Path(folder) / f'next_draws_rank{rank}.pth')
 
@@ -106,6 +113,24 @@ def test_a_resume_with_another_number_of_processes_runs_and_says_so(saved_states
         assert resumed[rank]['draws'] == expected[rank]
     assert f'the checkpoint holds the states of 2 processes, this run has {world_size}' in \
         resumed[0]['log'][0]
+
+
+def test_states_are_gathered_only_when_a_checkpoint_is_due():
+    """Between checkpoints nothing is exchanged; a checkpoint saved when none was due (e.g.
+    the best one, after validation) holds the saving process's own state."""
+    from emo_mm.engine.rng_state_hook import checkpoint_due
+    runner = _runner(checkpoint_interval=4)
+    assert [checkpoint_due(runner, by_epoch=False) for runner.iter in range(10)] == \
+        [False, False, False, True, False, False, False, True, False, True]  # 4, 8, last
+    assert not checkpoint_due(runner, by_epoch=True)
+    hook, runner.iter = RNGStateHook(), 0
+    hook.after_train_iter(runner, 0)
+    assert hook._gathered is None
+    checkpoint = {}
+    torch.manual_seed(3)
+    hook.before_save_checkpoint(runner, checkpoint)
+    assert torch.equal(checkpoint['meta']['rng_state']['ranks'][0]['torch'],
+                       torch.get_rng_state())
 
 
 def test_a_single_process_checkpoint_of_the_older_layout_still_restores(tmp_path):

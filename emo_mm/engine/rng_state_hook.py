@@ -11,13 +11,13 @@ generators. There the states are put back after that skip, just before the first
 """
 import io
 import random
-from typing import Any, Callable, Iterator, List, Optional
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
 import torch.distributed as torch_dist
 from mmengine.dist import get_dist_info
-from mmengine.hooks import Hook
+from mmengine.hooks import CheckpointHook, Hook
 from mmengine.registry import HOOKS
 
 
@@ -40,14 +40,38 @@ class RNGStateHook(Hook):
     weights-only safety.
     """
 
-    priority = 'VERY_LOW'
+    # mmengine saves checkpoints from rank 0 only (Runner.save_checkpoint is master_only), in
+    # CheckpointHook's after_train_iter / after_train_epoch (priority VERY_LOW). Every rank must
+    # hand its state over before that, so this hook runs just ahead of it (LOW): there it
+    # gathers the states when a checkpoint is due; and at before_train it restores after every
+    # hook of NORMAL or higher priority.
+    priority = 'LOW'
 
     def __init__(self) -> None:
         self._pending: Optional[dict] = None
+        self._gathered: Optional[Tuple[Tuple[int, int], List[dict]]] = None
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch: Any = None,
+                         outputs: Any = None) -> None:
+        if checkpoint_due(runner, by_epoch=False):
+            self._gather(runner)
+
+    def after_train_epoch(self, runner) -> None:
+        if checkpoint_due(runner, by_epoch=True):
+            self._gather(runner)
+
+    def _gather(self, runner) -> None:
+        # A collective: every rank reaches it, since CheckpointHook decides alike on all ranks.
+        self._gathered = ((runner.epoch, runner.iter), all_gather_object(rank_state()))
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        # Called on every rank (mmengine writes the file on rank 0 only): all must gather.
-        states = all_gather_object(rank_state())
+        # Rank 0 only. The states gathered at this iteration, if any; otherwise (a checkpoint
+        # saved elsewhere, e.g. the best one after validation) this process's own.
+        gathered, self._gathered = self._gathered, None
+        if gathered is not None and gathered[0] == (runner.epoch, runner.iter):
+            states = gathered[1]
+        else:
+            states = [rank_state()]
         checkpoint.setdefault('meta', {})['rng_state'] = dict(ranks=states)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
@@ -64,6 +88,24 @@ class RNGStateHook(Hook):
                 loop.dataloader_iterator, skipped, lambda: restore(runner, saved))
         else:
             restore(runner, saved)
+
+
+def checkpoint_due(runner, by_epoch: bool) -> bool:
+    """Whether a ``CheckpointHook`` of the run saves a checkpoint at this iteration
+    (``by_epoch=False``) or epoch, by its own rule: every ``interval`` from ``save_begin``, and
+    the last one with ``save_last``."""
+    for hook in getattr(runner, 'hooks', ()):
+        if not isinstance(hook, CheckpointHook) or hook.by_epoch != by_epoch:
+            continue
+        if by_epoch:
+            due = hook.every_n_epochs(runner, hook.interval, hook.save_begin) or \
+                (hook.save_last and hook.is_last_train_epoch(runner))
+        else:
+            due = hook.every_n_train_iters(runner, hook.interval, hook.save_begin) or \
+                (hook.save_last and hook.is_last_train_iter(runner))
+        if due:
+            return True
+    return False
 
 
 def rank_state() -> dict:
