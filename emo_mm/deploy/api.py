@@ -6,8 +6,8 @@ from typing import Optional, Union
 from mmengine.config import Config, ConfigDict
 
 from .errors import DeployError
-from .export import load_config, task_of
-from .metadata import check_matches_config, read_metadata
+from .export import load_config, task_of, test_dataset_meta
+from .metadata import check_matches_config, dataset_meta, read_metadata
 
 WRAPPERS = {'detection': 'OnnxDetector', 'segmentation': 'OnnxSegmentor'}
 
@@ -22,6 +22,20 @@ def _register(task: str) -> None:
         importlib.import_module(module)
 
 
+def check_same_classes(meta: dict, cfg: Config, task: str, onnx_file: str,
+                       config_name: str) -> None:
+    """Raises :class:`DeployError` when the file's class names are not those of the config's
+    test dataset, which ``tools/test.py`` evaluates and draws with (the model, in every door,
+    keeps the file's)."""
+    ours = (dataset_meta(meta) or {}).get('classes')
+    theirs = test_dataset_meta(cfg, task).get('classes')
+    if ours and theirs and tuple(ours) != tuple(theirs):
+        raise DeployError(f'{onnx_file!r} names its {len(ours)} classes {list(ours)}, but the '
+                          f'test dataset of {config_name} names them {list(theirs)}; set the '
+                          'dataset\'s metainfo=dict(classes=...) in the config to the file\'s '
+                          'names, or export the file from this config and its checkpoint')
+
+
 def use_onnx_model(cfg: Config, onnx_file: str) -> None:
     """Makes ``cfg`` (a loaded config) build an onnxruntime-backed model of ``onnx_file``
     in place of its PyTorch model, for ``tools/test.py CONFIG FILE.onnx``.
@@ -29,7 +43,8 @@ def use_onnx_model(cfg: Config, onnx_file: str) -> None:
     ``cfg.model`` becomes ``OnnxDetector`` / ``OnnxSegmentor`` with the config's
     ``data_preprocessor`` (and ``test_cfg``), ``cfg.load_from`` becomes ``None``. Raises
     :class:`DeployError` for a missing or unreadable file, one not exported by
-    ``tools/export_onnx.py``, or one exported from a config whose model differs.
+    ``tools/export_onnx.py``, one exported from a config whose model differs, or one whose
+    class names are not the config's test dataset's.
     """
     config_name = cfg.filename or 'the config'
     if cfg.get('launcher', 'none') not in (None, 'none'):
@@ -43,6 +58,7 @@ def use_onnx_model(cfg: Config, onnx_file: str) -> None:
                           f'{task} config; use the config it was exported from '
                           f'({meta.get("config")!r})')
     check_matches_config(meta, cfg.model, onnx_file, config_name)
+    check_same_classes(meta, cfg, task, onnx_file, config_name)
     _register(task)
     wrapper = dict(type=meta.get('wrapper', WRAPPERS[task]),  # two-stage files name theirs
                    onnx_file=str(Path(onnx_file).resolve()),

@@ -19,25 +19,20 @@ from mmengine.structures import InstanceData
 from torch import Tensor
 
 from .errors import DeployError
-from .metadata import dataset_meta, read_metadata
+from .exported_model import ExportedModelMixin
 from .session import check_input_shape, graph_batch_size, optional_inputs
 
 
 @MODELS.register_module()
-class OnnxDetector(BaseDetector):
+class OnnxDetector(ExportedModelMixin, BaseDetector):
     """Args: ``onnx_file`` (from ``tools/export_onnx.py``), ``data_preprocessor`` (the
     config's)."""
 
     def __init__(self, onnx_file: str, data_preprocessor: Dict[str, Any] = None,
                  init_cfg: Dict[str, Any] = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        meta = read_metadata(onnx_file)
-        if meta['task'] != 'detection':
-            raise DeployError(f'{onnx_file!r} is a {meta["task"]} model, not a detector')
-        self.onnx_file = str(onnx_file)
-        self.session = meta.pop('session')
-        self.onnx_meta = meta
-        self.dataset_meta = dataset_meta(meta)
+        self.open_exported(onnx_file, 'a single-stage detector',
+                           lambda meta: meta['task'] == 'detection' and 'wrapper' not in meta)
         names = [i.name for i in self.session.get_inputs()] + optional_inputs(self.session)
         self.takes_img_shape = 'img_shape' in names  # files exported before it: input only
 

@@ -119,20 +119,37 @@ def load_checkpoint_strict(model: nn.Module, checkpoint: str, config_name: str) 
 
 
 def dataset_meta_of(cfg: Config, checkpoint_meta: dict, task: str) -> Dict[str, Any]:
-    """Class names (and palette): the checkpoint's ``dataset_meta``, else the test dataset's
-    class ``METAINFO`` updated by the config's ``metainfo``."""
-    meta = checkpoint_meta.get('dataset_meta')
-    if not meta:
-        dataset = cfg.get('test_dataloader', {}).get('dataset', {})
-        if task == 'detection':
-            from mmdet.registry import DATASETS
-        else:
-            from mmseg.registry import DATASETS
-        cls = DATASETS.get(dataset.get('type', '')) if dataset.get('type') else None
-        meta = dict(getattr(cls, 'METAINFO', {}) or {})
-        meta.update(dataset.get('metainfo') or {})
+    """Class names and palette: the checkpoint's ``dataset_meta``, else the config's test
+    dataset's (:func:`test_dataset_meta`)."""
+    meta = checkpoint_meta.get('dataset_meta') or test_dataset_meta(cfg, task)
     return {k: [list(x) if isinstance(x, (list, tuple)) else x for x in v]
-            for k, v in meta.items() if k in ('classes', 'palette')}
+            for k, v in meta.items() if k in ('classes', 'palette') and v is not None}
+
+
+def test_dataset_meta(cfg: Config, task: str) -> Dict[str, Any]:
+    """The config's test dataset's ``metainfo`` as the framework's dataset class makes it
+    (its ``METAINFO`` updated by the config's ``metainfo``, a palette fitting the classes),
+    built without reading its annotations (``lazy_init``); ``{}`` without a test dataset."""
+    dataset = copy.deepcopy(cfg.get('test_dataloader', {}).get('dataset', {}))
+    if not dataset.get('type'):
+        return {}
+    if task == 'detection':
+        from mmdet.registry import DATASETS
+    else:
+        from mmseg.registry import DATASETS
+    from mmengine.registry import DefaultScope
+    dataset['lazy_init'] = True
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
+        try:
+            return dict(DATASETS.build(dataset).metainfo)
+        except Exception:  # a dataset that needs more than its config to be built
+            cls = DATASETS.get(dataset['type'])
+            meta = dict(getattr(cls, 'METAINFO', {}) or {})
+            meta.update(dataset.get('metainfo') or {})
+            classes = meta.get('classes')
+            if classes and len(meta.get('palette') or []) != len(classes):
+                meta.pop('palette', None)  # one that does not fit the classes: none
+            return meta
 
 
 def build_deploy_model(config: Union[str, Config], checkpoint: Optional[str] = None,

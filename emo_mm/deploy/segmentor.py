@@ -17,12 +17,12 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 from .errors import DeployError
-from .metadata import dataset_meta, read_metadata
+from .exported_model import ExportedModelMixin
 from .session import check_input_shape
 
 
 @MODELS.register_module()
-class OnnxSegmentor(BaseSegmentor):
+class OnnxSegmentor(ExportedModelMixin, BaseSegmentor):
     """Args: ``onnx_file`` (from ``tools/export_onnx.py``), ``data_preprocessor`` and
     ``test_cfg`` (the config's)."""
 
@@ -35,13 +35,8 @@ class OnnxSegmentor(BaseSegmentor):
     def __init__(self, onnx_file: str, data_preprocessor: Dict[str, Any] = None,
                  test_cfg: Dict[str, Any] = None, init_cfg: Dict[str, Any] = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        meta = read_metadata(onnx_file)
-        if meta['task'] != 'segmentation':
-            raise DeployError(f'{onnx_file!r} is a {meta["task"]} model, not a segmentor')
-        self.onnx_file = str(onnx_file)
-        self.session = meta.pop('session')
-        self.onnx_meta = meta
-        self.dataset_meta = dataset_meta(meta)
+        meta = self.open_exported(onnx_file, 'a segmentor',
+                                  lambda meta: meta['task'] == 'segmentation')
         self.test_cfg = ConfigDict(test_cfg or dict(mode='whole'))
         self.align_corners = meta['align_corners']
         self.num_classes = meta['num_classes']
