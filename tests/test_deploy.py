@@ -40,16 +40,73 @@ def metric(output: str, name: str) -> float:
 
 
 # ------------------------------------------------------------------------- graph pieces
-@pytest.mark.parametrize('family', ['ssdlite', 'retinanet'])
-def test_anchor_grid_matches_mmdets_prior_generator(family):
-    _, _, model, _ = build_deploy_model(str(CONFIGS / family / 'emo_1m.py'))
-    graph = DetectionGraph(model)
-    generator = model.bbox_head.prior_generator
+# Prior generators as configs write them: both centre offsets, several strides (square and
+# not), ratios, scales, octave settings, base sizes, SSD's and the legacy generators.
+GENERATORS = {
+    'retinanet_offset_0': dict(type='AnchorGenerator', octave_base_scale=4,
+                               scales_per_octave=3, ratios=[0.5, 1.0, 2.0],
+                               strides=[8, 16, 32, 64, 128]),
+    'retinanet_offset_half': dict(type='AnchorGenerator', octave_base_scale=4,
+                                  scales_per_octave=3, ratios=[0.5, 1.0, 2.0],
+                                  strides=[8, 16, 32, 64, 128], center_offset=0.5),
+    'rpn_scales': dict(type='AnchorGenerator', scales=[8], ratios=[0.5, 1.0, 2.0],
+                       strides=[4, 8, 16, 32, 64]),
+    'scales_offset_half': dict(type='AnchorGenerator', scales=[1, 2.5], ratios=[0.25, 1.0],
+                               strides=[(8, 12), 16], center_offset=0.5, scale_major=False),
+    'base_sizes_offset_quarter': dict(type='AnchorGenerator', scales=[1.0], ratios=[1.0, 3.0],
+                                      strides=[8, 16], base_sizes=[10, 40],
+                                      center_offset=0.25),
+    'box_type': dict(type='AnchorGenerator', scales=[2], ratios=[1.0], strides=[8],
+                     center_offset=0.5, use_box_type=True),
+    'ssd': dict(type='SSDAnchorGenerator', scale_major=False, strides=[16, 32, 64, 107, 160, 320],
+                ratios=[[2, 3], [2, 3], [2, 3], [2, 3], [2, 3], [2, 3]],
+                min_sizes=[48, 100, 150, 202, 253, 304], max_sizes=[100, 150, 202, 253, 304, 320]),
+    'legacy_offset_half': dict(type='LegacyAnchorGenerator', octave_base_scale=4,
+                               scales_per_octave=2, ratios=[0.5, 1.0], strides=[8, 16],
+                               center_offset=0.5),
+}
+
+
+@pytest.mark.parametrize('name', list(GENERATORS))
+def test_anchor_grid_is_mmdets_prior_generator(name):
+    """Every level at several feature map sizes, exactly (the same float32 operations)."""
+    from mmdet.registry import TASK_UTILS
+    from emo_mm.deploy.box_ops import AnchorGrid
+    generator = TASK_UTILS.build(GENERATORS[name])
+    grid = AnchorGrid(generator)
     for level in range(generator.num_levels):
-        for h, w in [(3, 5), (11, 7)]:
+        for h, w in [(1, 1), (3, 5), (11, 7)]:
             expected = generator.single_level_grid_priors((h, w), level, device='cpu')
-            actual = graph.anchors(level, torch.tensor(h), torch.tensor(w))
-            assert torch.allclose(actual, expected, rtol=0, atol=1e-4), (level, h, w)
+            expected = getattr(expected, 'tensor', expected)  # use_box_type: HorizontalBoxes
+            actual = grid(level, torch.tensor(h), torch.tensor(w))
+            assert torch.equal(actual, expected), (name, level, h, w)
+    if type(generator).__name__ == 'AnchorGenerator':  # offset once: of the base size
+        first = grid(0, torch.tensor(1), torch.tensor(1))[0]
+        centre = torch.stack([(first[0] + first[2]) / 2, (first[1] + first[3]) / 2])
+        offset = generator.center_offset * generator.base_sizes[0]
+        assert torch.allclose(centre, torch.tensor([offset, offset])), (centre, offset)
+
+
+def test_prior_generators_the_graph_does_not_compute_are_named():
+    from mmdet.models.task_modules.prior_generators import AnchorGenerator
+    from mmdet.registry import TASK_UTILS
+    from emo_mm.deploy.box_ops import AnchorGrid
+
+    class JitteredAnchors(AnchorGenerator):
+        def single_level_grid_priors(self, *args, **kwargs):
+            return super().single_level_grid_priors(*args, **kwargs) + 1
+
+    points = TASK_UTILS.build(dict(type='MlvlPointGenerator', strides=[8, 16]))
+    with pytest.raises(DeployError, match='prior generator MlvlPointGenerator'):
+        AnchorGrid(points)
+    with pytest.raises(DeployError, match='prior generator JitteredAnchors with its own '
+                       'single_level_grid_priors'):
+        AnchorGrid(JitteredAnchors(strides=[8], ratios=[1.0], scales=[1.0]))
+    cfg = Config.fromfile(str(CONFIGS / 'retinanet' / 'emo_1m_tiny.py'))
+    cfg.model.backbone.init_cfg = None
+    cfg.model.bbox_head.anchor_generator = dict(type='MlvlPointGenerator', strides=[8, 16, 32])
+    with pytest.raises(DeployError, match='prior generator MlvlPointGenerator'):
+        export_onnx(cfg, None, 'never_written.onnx')
 
 
 @pytest.mark.parametrize('size', [(13, 17), (6, 6), (25, 9)])
@@ -81,7 +138,10 @@ def test_emo_traced_without_padding_runs_where_windows_need_it(tmp_path):
 
 
 # ------------------------------------------------------------- every family, two sizes
-FAMILIES = ['ssdlite', 'retinanet', 'deeplabv3', 'pspnet']
+FAMILIES = ['ssdlite', 'retinanet', 'retinanet_centred', 'deeplabv3', 'pspnet']
+# Config changes of a family's variant: RetinaNet with anchors centred in their cells.
+VARIANTS = {'retinanet_centred': ('retinanet', {'model.bbox_head.anchor_generator.center_offset':
+                                                0.5})}
 # Scales of the classification branch giving scores between ~0.3 and ~0.7.
 CLS_SCALE = {'ssdlite': 4., 'retinanet': 0.8}
 
@@ -93,7 +153,9 @@ def test_family_exports_and_runs_at_two_sizes(family, tmp_path):
     against the PyTorch model in its default (BatchNorm) form. Detection heads get spread-out
     weights: at PyTorch's default init every score sits near the prior (none passes SSD's
     score_thr, and near-equal scores tie)."""
-    cfg = Config.fromfile(str(CONFIGS / family / 'emo_1m.py'))
+    base, options = VARIANTS.get(family, (family, {}))
+    cfg = Config.fromfile(str(CONFIGS / base / 'emo_1m.py'))
+    cfg.merge_from_dict(options)
     cfg.model.backbone.init_cfg = None
     torch.manual_seed(0)
     _, task, model, _ = build_deploy_model(cfg, deploy_form=False)
@@ -101,7 +163,7 @@ def test_family_exports_and_runs_at_two_sizes(family, tmp_path):
         with torch.no_grad():
             for name, param in model.bbox_head.named_parameters():
                 if 'cls' in name:
-                    param.mul_(CLS_SCALE[family])
+                    param.mul_(CLS_SCALE[base])
     onnx_file = tmp_path / f'{family}.onnx'
     meta = export_model(cfg, task, copy.deepcopy(model), str(onnx_file), shape=(256, 320))
     assert meta['task'] == task and meta['deploy_form']

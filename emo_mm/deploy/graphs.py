@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .box_ops import AnchorGrid, DeltaDecoder
+from .box_ops import AnchorGrid, DeltaDecoder, unsupported_prior_generator
 from .errors import DeployError
 from .nms import onnx_nms
 
@@ -47,10 +47,7 @@ def unsupported_detector_settings(head: nn.Module) -> list:
     elif getattr(coder, 'add_ctr_clamp', False):
         problems.append('bbox_coder.add_ctr_clamp=True (centre-offset clamping is not in the '
                         'graph)')
-    generator = getattr(head, 'prior_generator', None)
-    if generator is None or not hasattr(generator, 'base_anchors'):
-        problems.append(f'prior generator {type(generator).__name__} (the graph makes anchor '
-                        'grids from base_anchors)')
+    problems += unsupported_prior_generator(getattr(head, 'prior_generator', None))
     cfg = getattr(head, 'test_cfg', None) or {}
     nms = cfg.get('nms') or {}
     if nms.get('type', 'nms') != 'nms':

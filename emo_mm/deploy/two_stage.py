@@ -37,7 +37,7 @@ import torch
 from mmengine.config import Config
 from torch import Tensor, nn
 
-from .box_ops import AnchorGrid, DeltaDecoder
+from .box_ops import AnchorGrid, DeltaDecoder, unsupported_prior_generator
 from .errors import DeployError
 from .metadata import IMG_SHAPE_CONVENTION, input_convention, model_fingerprint, write_metadata
 from .nms import onnx_nms
@@ -102,8 +102,8 @@ def check_model(detector: nn.Module) -> None:
     :class:`TwoStageGraph` does not compute as mmdet does."""
     problems = []
     rpn, roi = detector.rpn_head, detector.roi_head
-    if not hasattr(getattr(rpn, 'prior_generator', None), 'base_anchors'):
-        problems.append(f'RPN prior generator {type(rpn.prior_generator).__name__}')
+    problems += [f'RPN {p}' for p in
+                 unsupported_prior_generator(getattr(rpn, 'prior_generator', None))]
     problems += _check_coder(rpn.bbox_coder, 'RPN')
     problems += _check_coder(roi.bbox_head.bbox_coder, 'box head')
     if roi.with_shared_head:
