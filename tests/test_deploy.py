@@ -373,3 +373,78 @@ def test_onnx_from_another_config_is_refused(ssd_run, seg_run):
     output = run_tool(python_tool('test.py', CONFIGS / 'ssdlite' / 'emo_5m.py', ssd_run['onnx']),
                       cwd=ssd_run['cwd'], expect_ok=False)
     assert 'different config' in output and 'export_onnx.py' in output
+
+
+@pytest.mark.slow
+def test_export_tool_says_each_mistake_in_one_line(tmp_path):
+    """tools/export_onnx.py goes through the tools' runner: one `error:` line, exit status 1."""
+    corrupt = tmp_path / 'corrupt.pth'
+    corrupt.write_bytes(b'not a checkpoint' * 8)
+    cases = [((SSD_TINY, 'missing.pth'), "checkpoint 'missing.pth' does not exist"),
+             ((SSD_TINY, corrupt), f'cannot read checkpoint {str(corrupt)!r}'),
+             ((tmp_path / 'missing.py', corrupt), 'does not exist')]
+    for args, message in cases:
+        output = run_tool(python_tool('export_onnx.py', *args, '--out', tmp_path / 'x.onnx'),
+                          cwd=tmp_path, expect_ok=False)
+        errors = [line for line in output.splitlines() if line.startswith('error: ')]
+        assert len(errors) == 1 and message in errors[0], output[-2000:]
+        assert 'Traceback' not in output
+
+
+@pytest.mark.slow
+def test_single_channel_head_and_bgr_input_as_mmseg(tmp_path):
+    """A binary DeepLabv3 (``out_channels=1``: mmseg thresholds the sigmoid) fed BGR batches
+    (``bgr_to_rgb=False``): the graph's ``seg_pred`` and the wrapper's label maps are mmseg's,
+    and the metadata says BGR."""
+    from mmseg.apis import inference_model
+    cfg = Config.fromfile(str(DL_TINY))
+    cfg.merge_from_dict({
+        'model.data_preprocessor.bgr_to_rgb': False,
+        'model.decode_head.num_classes': 2, 'model.decode_head.out_channels': 1,
+        'model.decode_head.loss_decode.use_sigmoid': True,
+        'model.auxiliary_head.num_classes': 2,
+        'test_dataloader.dataset.metainfo': dict(classes=('background', 'object'),
+                                                 palette=[[0, 0, 0], [255, 255, 255]])})
+    torch.manual_seed(0)
+    _, task, model, _ = build_deploy_model(cfg)
+    photo = str(REPO / 'demo' / 'coffee.jpg')
+    model.cfg = cfg
+    with torch.no_grad():  # a threshold that splits this model's pixels on the photo
+        logits = inference_model(model, photo).seg_logits.data
+    threshold = float(logits.median())  # postprocess_result's seg_logits are sigmoids
+    cfg.model.decode_head.threshold = model.decode_head.threshold = threshold
+    onnx_file = tmp_path / 'binary.onnx'
+    meta = export_model(cfg, task, copy.deepcopy(model), str(onnx_file))
+    assert meta['input']['channels'] == 'BGR' and meta['out_channels'] == 1
+    assert 'BGR' in meta['input']['convention'] and 'RGB' not in meta['input']['convention']
+    session = create_session(str(onnx_file))
+    x = torch.randn(1, 3, 160, 224, generator=torch.Generator().manual_seed(1))
+    graph_logits, graph_pred = session.run(None, {'input': x.numpy()})
+    assert graph_logits.shape == (1, 1, 160, 224)
+    assert (graph_pred == (torch.from_numpy(graph_logits[:, 0]).sigmoid() > threshold)
+            .numpy()).all()
+    expected = inference_model(model, photo).pred_sem_seg.data
+    found = inference_model(init_onnx_model(cfg, str(onnx_file)), photo).pred_sem_seg.data
+    assert 0.05 < expected.float().mean() < 0.95  # both labels present: the threshold decides
+    agree = (found == expected).float().mean().item()
+    assert agree >= 0.999, f'label maps agree on {agree:.4%} of pixels'
+
+
+def test_export_filters_only_the_warnings_its_docs_name(tmp_path):
+    """The exporter's deprecation notice is not shown; a warning of the model's own is."""
+    import warnings
+    from emo_mm.deploy.tracing import trace_to_onnx
+
+    class Warns(torch.nn.Module):
+        def forward(self, x):
+            warnings.warn('a warning of the model', UserWarning)
+            return x * 2
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        trace_to_onnx(Warns(), (torch.randn(1, 3),), str(tmp_path / 'x.onnx'), ['x'], ['y'],
+                      {}, 17)
+        warnings.warn('after the export', DeprecationWarning)
+    messages = [str(w.message) for w in caught]
+    assert 'a warning of the model' in messages and 'after the export' in messages
+    assert not any('TorchScript-based ONNX export' in m for m in messages), messages

@@ -77,7 +77,7 @@ def use_onnx_model(cfg: Config, onnx_file: str) -> None:
 def init_onnx_model(config: Union[str, Config], onnx_file: str,
                     cfg_options: Optional[dict] = None):
     """An onnxruntime-backed model of ``onnx_file`` for mmdet's ``inference_detector`` /
-    mmseg's ``inference_model`` and the frameworks' visualisers (CPU; CUDA when present).
+    mmseg's ``inference_model`` and the frameworks' visualisers, run on the CPU.
 
     ``config``: the config it was exported from (its test pipeline prepares the images).
     """

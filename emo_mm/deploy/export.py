@@ -9,7 +9,6 @@ Supported: mmdet single-stage anchor detectors (SSD/SSDLite, RetinaNet), two-sta
 (DeepLabv3, PSPNet, Semantic FPN, ...).
 """
 import copy
-import warnings
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Union
 
@@ -21,8 +20,9 @@ from .errors import DeployError
 from .backbone_graph import export_form
 from .graphs import DetectionGraph, SegmentationGraph, unsupported_detector_settings
 from .input_size import fixed_input_size
-from .metadata import (IMG_SHAPE_CONVENTION, input_convention, model_fingerprint,
-                       write_metadata)
+from .tracing import trace_to_onnx
+from .metadata import (IMG_SHAPE_CONVENTION, channel_order, input_convention,
+                       model_fingerprint, write_metadata)
 
 DEFAULT_OPSET = 17
 DET_OUTPUTS = ('boxes', 'scores', 'labels', 'batch_index')
@@ -138,7 +138,7 @@ def test_dataset_meta(cfg: Config, task: str) -> Dict[str, Any]:
     else:
         from mmseg.registry import DATASETS
     from mmengine.registry import DefaultScope
-    dataset['lazy_init'] = True
+    dataset.update(lazy_init=True, pipeline=[])  # the metainfo only
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
         try:
             return dict(DATASETS.build(dataset).metainfo)
@@ -259,8 +259,6 @@ def export_model(cfg: Config, task: str, model: nn.Module, out: str,
         inputs = ('input', )
     example = torch.randn(1, 3, *shape, generator=torch.Generator().manual_seed(0))
     args = (example, torch.tensor([shape], dtype=torch.int64))[:len(inputs)]
-    graph.eval()
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
     dynamic_axes = {}
     if dynamic:
         dynamic_axes['input'] = {0: 'batch', 2: 'height', 3: 'width'}
@@ -273,23 +271,16 @@ def export_model(cfg: Config, task: str, model: nn.Module, out: str,
             dynamic_axes['seg_pred'].update({1: 'height', 2: 'width'})
     elif task == 'detection':
         dynamic_axes = {name: {0: 'detections'} for name in outputs}
-    with warnings.catch_warnings(), torch.no_grad():
-        # Tracer warnings name Python-level decisions; those left are on static values
-        # (channel counts, asserts), while sizes stay symbolic (the tests run other sizes).
-        warnings.filterwarnings('ignore', category=torch.jit.TracerWarning)
-        warnings.filterwarnings('ignore', message='.*onnx.*', category=UserWarning)
-        warnings.filterwarnings('ignore', category=DeprecationWarning)
-        torch.onnx.export(graph, args, str(out), input_names=list(inputs),
-                          output_names=list(outputs), dynamic_axes=dynamic_axes,
-                          opset_version=opset, dynamo=False, do_constant_folding=True)
+    trace_to_onnx(graph, args, str(out), inputs, outputs, dynamic_axes, opset)
     input_shape = [1, 3, *shape] if static else ['batch', 3, 'height', 'width']
     preprocessor = cfg.model.get('data_preprocessor', {})
     meta = dict(
         task=task, family=cfg.model.type,
         config=config_name, checkpoint=checkpoint_name,
-        input=dict(convention=input_convention(task, static), name='input', dtype='float32',
+        input=dict(convention=input_convention(task, static, channel_order(preprocessor)),
+                   name='input', dtype='float32',
                    layout='NCHW', shape=input_shape, dynamic=dynamic,
-                   channels='RGB' if preprocessor.get('bgr_to_rgb') else 'BGR',
+                   channels=channel_order(preprocessor),
                    mean=list(preprocessor.get('mean') or [0, 0, 0]),
                    std=list(preprocessor.get('std') or [1, 1, 1]),
                    normalised_in_graph=False),

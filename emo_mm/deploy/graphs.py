@@ -16,7 +16,8 @@ the detection tail sizes its candidates, by how many pass ``score_thr``).
   ``labels`` ``(M,)`` and ``batch_index`` ``(M,)``, grouped by image, each image's by
   descending score.
 * :class:`SegmentationGraph` (mmseg ``EncoderDecoder``): decode head logits resized to the
-  input size, ``seg_logits`` ``(N, C, H, W)``, and their argmax ``seg_pred`` ``(N, H, W)``.
+  input size, ``seg_logits`` ``(N, C, H, W)``, and their argmax ``seg_pred`` ``(N, H, W)``
+  (single-channel heads: ``sigmoid > threshold``).
 """
 from typing import Optional, Tuple, Union
 
@@ -255,13 +256,17 @@ def make_upsampling_traceable(model: nn.Module) -> None:
 class SegmentationGraph(nn.Module):
     """An mmseg ``EncoderDecoder`` as traced: ``(N, 3, H, W)`` -> ``seg_logits``
     ``(N, C, H, W)`` (bilinear, the decode head's ``align_corners``) and ``seg_pred``
-    ``(N, H, W)`` int64. ``static``: as :class:`DetectionGraph`'s."""
+    ``(N, H, W)`` int64: their argmax, or for a single-channel head (``out_channels=1``)
+    ``sigmoid(logits) > threshold``, as mmseg. ``static``: as :class:`DetectionGraph`'s."""
 
     def __init__(self, segmentor: nn.Module, static: bool = False) -> None:
         super().__init__()
         self.segmentor = segmentor
         self.static = static
         self.align_corners = bool(segmentor.decode_head.align_corners)
+        # A single-channel (binary) head: mmseg thresholds its sigmoid instead of an argmax.
+        self.threshold = (float(segmentor.decode_head.threshold)
+                          if segmentor.decode_head.out_channels == 1 else None)
         make_pooling_traceable(segmentor, static)
         make_upsampling_traceable(segmentor)
 
@@ -271,4 +276,6 @@ class SegmentationGraph(nn.Module):
             (_size(inputs, 2), _size(inputs, 3))
         logits = F.interpolate(logits, size=size, mode='bilinear',
                                align_corners=self.align_corners)
+        if self.threshold is not None:  # one channel: as mmseg's postprocess_result
+            return logits, (logits[:, 0].sigmoid() > self.threshold).long()
         return logits, logits.argmax(1)

@@ -16,7 +16,8 @@ def import_onnxruntime():
 
 
 def create_session(onnx_file: str, threads: Optional[int] = None):
-    """An ``onnxruntime.InferenceSession`` on CUDA when available, else on the CPU.
+    """An ``onnxruntime.InferenceSession`` on the CPU (onnxruntime's CPU provider, the one
+    tested; the wrappers hand it numpy arrays and return CPU tensors).
 
     ``threads``: intra-op threads (default: onnxruntime's, all cores); the environment variable
     ``EMO_MM_ORT_THREADS`` sets it too.
@@ -29,8 +30,7 @@ def create_session(onnx_file: str, threads: Optional[int] = None):
     threads = threads or int(os.environ.get('EMO_MM_ORT_THREADS', 0))
     if threads:
         options.intra_op_num_threads = threads
-    providers = [p for p in ('CUDAExecutionProvider', 'CPUExecutionProvider')
-                 if p in ort.get_available_providers()]
+    providers = ['CPUExecutionProvider']
     try:
         return ort.InferenceSession(str(onnx_file), options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types

@@ -29,8 +29,6 @@ is one ONNX ``NonMaxSuppression`` over ``N x classes`` batches of the same slots
 class (mmdet offsets each class's boxes instead; the kept sets agree up to float rounding).
 """
 import copy
-import warnings
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
@@ -39,9 +37,11 @@ from torch import Tensor, nn
 
 from .box_ops import AnchorGrid, DeltaDecoder, unsupported_prior_generator
 from .errors import DeployError
-from .metadata import IMG_SHAPE_CONVENTION, input_convention, model_fingerprint, write_metadata
+from .metadata import (IMG_SHAPE_CONVENTION, channel_order, input_convention, model_fingerprint,
+                       write_metadata)
 from .nms import onnx_nms
 from .roi_align import MIN_OPSET, MultiLevelRoIAlign
+from .tracing import trace_to_onnx
 
 WRAPPER = 'OnnxTwoStageDetector'
 BOX_OUTPUTS = ('boxes', 'scores', 'labels', 'batch_index')
@@ -308,29 +308,21 @@ def export_two_stage(cfg: Config, model: nn.Module, out: str, shape: Tuple[int, 
     outputs = graph.output_names
     example = torch.randn(1, 3, *shape, generator=torch.Generator().manual_seed(0))
     img_shape = torch.tensor([list(shape)], dtype=torch.long)
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
     dynamic = {'input': {0: 'batch', 2: 'height', 3: 'width'}, 'img_shape': {0: 'batch'}}
     dynamic.update({name: {0: 'detections'} for name in outputs})
-    with warnings.catch_warnings(), torch.no_grad():
-        # Tracer warnings name Python-level decisions on static values (channel counts, the
-        # configured limits); sizes and counts stay symbolic (the tests run other sizes).
-        warnings.filterwarnings('ignore', category=torch.jit.TracerWarning)
-        warnings.filterwarnings('ignore', message='.*onnx.*', category=UserWarning)
-        warnings.filterwarnings('ignore', category=DeprecationWarning)
-        torch.onnx.export(graph, (example, img_shape), str(out),
-                          input_names=['input', 'img_shape'], output_names=list(outputs),
-                          dynamic_axes=dynamic, opset_version=opset, dynamo=False,
-                          do_constant_folding=True)
+    trace_to_onnx(graph, (example, img_shape), str(out), ['input', 'img_shape'], outputs,
+                  dynamic, opset)
     preprocessor = cfg.model.get('data_preprocessor', {})
     # The keys every exported file carries (emo_mm.deploy.metadata), then the two-stage ones.
     meta = dict(
         task='detection', family=cfg.model.type, wrapper=WRAPPER,
         config=config_name, checkpoint=checkpoint_name,
-        input=dict(convention=input_convention('detection', static=False) +
+        input=dict(convention=input_convention('detection', False,
+                                               channel_order(preprocessor)) +
                    (MASK_CONVENTION if graph.with_mask else ''),
                    name='input', dtype='float32', layout='NCHW',
                    shape=['batch', 3, 'height', 'width'], dynamic=True,
-                   channels='RGB' if preprocessor.get('bgr_to_rgb') else 'BGR',
+                   channels=channel_order(preprocessor),
                    mean=list(preprocessor.get('mean') or [0, 0, 0]),
                    std=list(preprocessor.get('std') or [1, 1, 1]),
                    normalised_in_graph=False, img_shape=IMG_SHAPE_CONVENTION),
