@@ -364,7 +364,6 @@ def test_two_stage_file_records_both_inputs(tmp_path):
     """The metadata says the two inputs (img_shape optional, as for every detection graph)
     and the mask settings; not fed, img_shape lets each image fill the input."""
     from emo_mm.deploy.metadata import IMG_SHAPE_CONVENTION, read_metadata
-    from emo_mm.deploy.session import optional_inputs
     cfg = Config.fromfile(str(MASK_RCNN / 'emo_1m_tiny.py'))
     onnx_file = tmp_path / 'x.onnx'
     export_onnx(cfg, None, str(onnx_file), shape=(96, 128))
@@ -375,9 +374,9 @@ def test_two_stage_file_records_both_inputs(tmp_path):
     assert 'mask_logits' in meta['input']['convention']
     assert meta['mask_thr_binary'] == 0.5 and meta['mask_size'] == [28, 28]
     session = meta['session']
-    assert [(i.name, i.type, i.shape) for i in session.get_inputs()] == [
-        ('input', 'tensor(float)', ['batch', 3, 'height', 'width'])]
-    assert optional_inputs(session) == ['img_shape']
+    assert [(i.name, i.type, i.shape) for i in session.session.get_inputs()] == [
+        ('input', 'tensor(float)', ['batch', 3, 'height', 'width'])]  # onnxruntime's own
+    assert session.optional_inputs == ['img_shape']
     x = torch.randn(2, 3, 100, 140, generator=torch.Generator().manual_seed(0)).numpy()
     full = session.run(None, {'input': x, 'img_shape': np.array([[100, 140]] * 2)})
     for ours, fed in zip(session.run(None, {'input': x}), full):

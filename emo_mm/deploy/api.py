@@ -8,6 +8,7 @@ from mmengine.config import Config, ConfigDict
 from .errors import DeployError
 from .export import load_config, task_of, test_dataset_meta
 from .metadata import check_matches_config, dataset_meta, read_metadata
+from .session import DEFAULT_BACKEND, import_runtime
 
 WRAPPERS = {'detection': 'OnnxDetector', 'segmentation': 'OnnxSegmentor'}
 
@@ -36,13 +37,15 @@ def check_same_classes(meta: dict, cfg: Config, task: str, onnx_file: str,
                           'names, or export the file from this config and its checkpoint')
 
 
-def use_onnx_model(cfg: Config, onnx_file: str) -> None:
-    """Makes ``cfg`` (a loaded config) build an onnxruntime-backed model of ``onnx_file``
-    in place of its PyTorch model, for ``tools/test.py CONFIG FILE.onnx``.
+def use_onnx_model(cfg: Config, onnx_file: str, backend: str = DEFAULT_BACKEND) -> None:
+    """Makes ``cfg`` (a loaded config) build a model of ``onnx_file`` run by ``backend``
+    (``'onnxruntime'`` or ``'openvino'``) in place of its PyTorch model, for ``tools/test.py
+    CONFIG FILE.onnx [--backend openvino]`` and the frameworks' inferencers.
 
     ``cfg.model`` becomes ``OnnxDetector`` / ``OnnxSegmentor`` with the config's
-    ``data_preprocessor`` (and ``test_cfg``), ``cfg.load_from`` becomes ``None``. Raises
-    :class:`DeployError` for a missing or unreadable file, one not exported by
+    ``data_preprocessor`` (and ``test_cfg``) and ``backend``, ``cfg.load_from`` becomes
+    ``None``. Raises :class:`DeployError` for a runtime not installed (naming its install), a
+    missing or unreadable file, one not exported by
     ``tools/export_onnx.py``, one exported from a config whose model differs, or one whose
     class names are not the config's test dataset's.
     """
@@ -51,6 +54,7 @@ def use_onnx_model(cfg: Config, onnx_file: str) -> None:
         raise DeployError('an .onnx model is evaluated in one process: run '
                           '`python tools/test.py CONFIG FILE.onnx` without --launcher '
                           '(not tools/dist_test.sh)')
+    import_runtime(backend)  # a runtime not installed: said first, naming its install
     task = task_of(cfg, config_name)
     meta = read_metadata(onnx_file, with_session=False)  # the model opens the one session
     if meta['task'] != task:
@@ -62,7 +66,7 @@ def use_onnx_model(cfg: Config, onnx_file: str) -> None:
     _register(task)
     wrapper = dict(type=meta.get('wrapper', WRAPPERS[task]),  # two-stage files name theirs
                    onnx_file=str(Path(onnx_file).resolve()),
-                   data_preprocessor=cfg.model.get('data_preprocessor'))
+                   data_preprocessor=cfg.model.get('data_preprocessor'), backend=backend)
     if task == 'segmentation':
         wrapper['test_cfg'] = cfg.model.get('test_cfg')
     cfg.model = ConfigDict(wrapper)
@@ -75,16 +79,17 @@ def use_onnx_model(cfg: Config, onnx_file: str) -> None:
 
 
 def init_onnx_model(config: Union[str, Config], onnx_file: str,
-                    cfg_options: Optional[dict] = None):
-    """An onnxruntime-backed model of ``onnx_file`` for mmdet's ``inference_detector`` /
-    mmseg's ``inference_model`` and the frameworks' visualisers, run on the CPU.
+                    cfg_options: Optional[dict] = None, backend: str = DEFAULT_BACKEND):
+    """A model of ``onnx_file`` for mmdet's ``inference_detector`` / mmseg's
+    ``inference_model`` and the frameworks' visualisers, run on the CPU by ``backend``
+    (``'onnxruntime'``, or ``'openvino'``: ``pip install emo-mm[openvino]``).
 
     ``config``: the config it was exported from (its test pipeline prepares the images).
     """
     cfg = load_config(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
-    use_onnx_model(cfg, onnx_file)
+    use_onnx_model(cfg, onnx_file, backend)
     from mmengine.registry import init_default_scope
     init_default_scope(cfg.default_scope)
     if cfg.default_scope == 'mmdet':

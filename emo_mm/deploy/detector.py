@@ -20,27 +20,28 @@ from torch import Tensor
 
 from .errors import DeployError
 from .exported_model import ExportedModelMixin
-from .session import check_input_shape, graph_batch_size, optional_inputs
+from .session import DEFAULT_BACKEND, check_input_shape, graph_batch_size
 
 
 @MODELS.register_module()
 class OnnxDetector(ExportedModelMixin, BaseDetector):
     """Args: ``onnx_file`` (from ``tools/export_onnx.py``), ``data_preprocessor`` (the
-    config's)."""
+    config's), ``backend`` (the runtime: ``'onnxruntime'`` or ``'openvino'``)."""
 
     def __init__(self, onnx_file: str, data_preprocessor: Dict[str, Any] = None,
-                 init_cfg: Dict[str, Any] = None) -> None:
+                 init_cfg: Dict[str, Any] = None, backend: str = DEFAULT_BACKEND) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.open_exported(onnx_file, 'a single-stage detector',
-                           lambda meta: meta['task'] == 'detection' and 'wrapper' not in meta)
-        names = [i.name for i in self.session.get_inputs()] + optional_inputs(self.session)
+                           lambda meta: meta['task'] == 'detection' and 'wrapper' not in meta,
+                           backend)
+        names = self.session.required_inputs + self.session.optional_inputs
         self.takes_img_shape = 'img_shape' in names  # files exported before it: input only
 
     def run_graph(self, inputs: Tensor, img_shapes: Sequence[Sequence[int]] = None) -> List:
         """``[boxes, scores, labels, batch_index]`` numpy arrays for a preprocessed batch
         ``(N, 3, H, W)``; ``img_shapes``: ``(height, width)`` of each image inside it (default:
         the whole input). Raises :class:`DeployError` for a batch the graph does not take."""
-        check_input_shape(self.session, self.onnx_meta, tuple(inputs.shape), self.onnx_file)
+        check_input_shape(self.onnx_meta, tuple(inputs.shape), self.onnx_file)
         feed = {'input': inputs.detach().cpu().float().numpy()}
         if self.takes_img_shape:
             shapes = img_shapes if img_shapes is not None else [inputs.shape[-2:]] * len(inputs)

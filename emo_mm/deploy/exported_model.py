@@ -15,11 +15,12 @@ from .metadata import dataset_meta, read_metadata
 class ExportedModelMixin:
     """Mixed into an mmdet / mmseg model class: :meth:`open_exported` in ``__init__``."""
 
-    def open_exported(self, onnx_file: str, what: str, accepts) -> Dict[str, Any]:
-        """Opens ``onnx_file`` (one session), checks ``accepts(meta)`` (else a
+    def open_exported(self, onnx_file: str, what: str, accepts,
+                      backend: str = 'onnxruntime') -> Dict[str, Any]:
+        """Opens ``onnx_file`` (one session of ``backend``), checks ``accepts(meta)`` (else a
         :class:`DeployError`: the file is not ``what``) and sets ``session``, ``onnx_file``,
         ``onnx_meta`` and the file's ``dataset_meta``; returns the metadata."""
-        meta = read_metadata(onnx_file)
+        meta = read_metadata(onnx_file, backend=backend)
         if not accepts(meta):
             raise DeployError(f'{onnx_file!r} holds a {meta["task"]} model ('
                               f'{meta.get("family")}), not {what}')

@@ -42,13 +42,14 @@ class MaskPaster:
 @MODELS.register_module(name=WRAPPER)
 class OnnxTwoStageDetector(ExportedModelMixin, BaseDetector):
     """Args: ``onnx_file`` (from ``tools/export_onnx.py``, a two-stage detector),
-    ``data_preprocessor`` (the config's)."""
+    ``data_preprocessor`` (the config's), ``backend`` (the runtime: ``'onnxruntime'`` or
+    ``'openvino'``)."""
 
     def __init__(self, onnx_file: str, data_preprocessor: Dict[str, Any] = None,
-                 init_cfg: Dict[str, Any] = None) -> None:
+                 init_cfg: Dict[str, Any] = None, backend: str = 'onnxruntime') -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         meta = self.open_exported(onnx_file, 'a two-stage detector',
-                                  lambda meta: meta.get('wrapper') == WRAPPER)
+                                  lambda meta: meta.get('wrapper') == WRAPPER, backend)
         self.has_masks = MASK_OUTPUT in meta['outputs']
         self.rcnn_test_cfg = ConfigDict(mask_thr_binary=meta.get('mask_thr_binary', 0.5))
 

@@ -122,12 +122,14 @@ def write_metadata(onnx_file: str, meta: Dict[str, Any],
     onnx.save(model, onnx_file)
 
 
-def read_metadata(onnx_file: str, with_session: bool = True) -> Dict[str, Any]:
+def read_metadata(onnx_file: str, with_session: bool = True,
+                  backend: str = 'onnxruntime') -> Dict[str, Any]:
     """The ``emo_mm.*`` metadata of an exported file, checked to exist and to be ours.
 
-    ``with_session``: also open it in onnxruntime (which proves the graph loads) and return
-    that session as ``meta['session']`` (the one the runtime wrappers use); otherwise only the
-    file is parsed (``onnx``), for checks made before a model is built.
+    ``with_session``: also open it in ``backend`` (``'onnxruntime'`` or ``'openvino'``; which
+    proves the graph loads) and return that :class:`~emo_mm.deploy.session.RuntimeSession` as
+    ``meta['session']`` (the one the runtime wrappers use); otherwise only the file is parsed
+    (``onnx``), for checks made before a model is built.
     """
     path = Path(onnx_file)
     if not path.is_file():
@@ -135,9 +137,9 @@ def read_metadata(onnx_file: str, with_session: bool = True) -> Dict[str, Any]:
                           '`python tools/export_onnx.py CONFIG CHECKPOINT --out FILE.onnx`')
     session = None
     if with_session:
-        from .session import create_session
-        session = create_session(onnx_file)
-        props = session.get_modelmeta().custom_metadata_map
+        from .session import open_session
+        session = open_session(onnx_file, backend)
+        props = session.metadata
     else:
         props = _file_metadata(onnx_file)
     meta = {k[len(PREFIX):]: json.loads(v) for k, v in props.items() if k.startswith(PREFIX)}
