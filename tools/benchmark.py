@@ -102,7 +102,9 @@ def parse_args() -> argparse.Namespace:
                         '1 (emo_mm.deploy.benchmark): SSDLite-EMO-1M/2M/5M against mmdet\'s '
                         'SSDLite-MobileNetV2 at 320x320 (with and without boxes reaching '
                         'NMS), SSDLite-EMO-1M and DeepLabv3-EMO-1M (512x512) against PyTorch '
-                        'eager, and onnxruntime\'s profile by operator type')
+                        'eager, onnxruntime\'s profile by operator type, and SSDLite-EMO-1M, '
+                        'DeepLabv3-EMO-1M and SSDLite-MobileNetV2 in onnxruntime and OpenVINO '
+                        '(a column per runtime; OpenVINO: pip install emo-mm[openvino])')
     parser.add_argument('--deploy-threads', nargs='+', type=int, default=[2, 1],
                         help='thread counts of the --deploy comparisons (default: 2 1)')
     parser.add_argument('--deploy-blocks', type=int, default=10,
