@@ -161,7 +161,7 @@ def test_mask_rcnn_efficientmod_exports_and_runs_at_two_sizes(tmp_path):
     (batch 1) and as a batch of two images of 200x288 and 170x250 (padded to 200x288: boxes
     clipped to each image), against PyTorch's predict: the same detections and masks. Fewer
     proposals (300) and detections (50) than COCO's 1000 / 100 keep it short (the same graph)."""
-    from emo_mm.deploy.mask_detector import OnnxTwoStageDetector
+    from emo_mm.deploy.two_stage_detector import OnnxTwoStageDetector
     cfg = Config.fromfile(str(MASK_RCNN / 'efficientmod_s.py'))
     cfg.model.backbone.init_cfg = None
     cfg.merge_from_dict({'model.test_cfg.rpn.max_per_img': 300,
@@ -226,7 +226,7 @@ def test_faster_rcnn_exports_boxes_only(tmp_path):
     """A two-stage detector without a mask head (Faster R-CNN: the tiny Mask R-CNN without
     its mask branch), random weights: the graph ends in boxes, and the wrapper scales them to
     the original image as mmdet's box head does (rescale=True), matching PyTorch."""
-    from emo_mm.deploy.mask_detector import OnnxTwoStageDetector
+    from emo_mm.deploy.two_stage_detector import OnnxTwoStageDetector
     cfg = Config.fromfile(str(MASK_RCNN / 'emo_1m_tiny.py'))
     cfg.model.type = 'FasterRCNN'
     del cfg.model.roi_head['mask_head'], cfg.model.roi_head['mask_roi_extractor']

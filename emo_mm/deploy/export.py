@@ -3,7 +3,7 @@
 Plain ``torch.onnx.export`` with the TorchScript exporter (``dynamo=False``; it keeps batch,
 height and width symbolic from one example, or fixes them for a static graph), on the inference
 form of the backbone (``switch_to_deploy``: BatchNorm folded) written as the graph should run it
-(:mod:`emo_mm.deploy.backbone_graph`: the same function, fewer layout and shape operations).
+(:mod:`emo_mm.deploy.emo_graph`: the same function, fewer layout and shape operations).
 Supported: mmdet single-stage anchor detectors (SSD/SSDLite, RetinaNet), two-stage detectors
 (Faster / Mask R-CNN: :mod:`emo_mm.deploy.two_stage`) and mmseg ``EncoderDecoder`` segmentors
 (DeepLabv3, PSPNet, Semantic FPN, ...).
@@ -17,16 +17,15 @@ from mmengine.config import Config
 from torch import nn
 
 from .errors import DeployError
-from .backbone_graph import export_form
+from .emo_graph import export_form
 from .graphs import DetectionGraph, SegmentationGraph, unsupported_detector_settings
+from .exportable import ExportableGraph
 from .input_size import fixed_input_size
 from .tracing import trace_to_onnx
 from .metadata import (IMG_SHAPE_CONVENTION, channel_order, input_convention,
                        model_fingerprint, write_metadata)
 
 DEFAULT_OPSET = 17
-DET_OUTPUTS = ('boxes', 'scores', 'labels', 'batch_index')
-SEG_OUTPUTS = ('seg_logits', 'seg_pred')
 SUPPORTED = ('mmdet single-stage anchor detectors with DeltaXYWHBBoxCoder (SSD/SSDLite, '
              'RetinaNet), mmdet two-stage detectors with RPNHead and StandardRoIHead (Faster '
              'R-CNN, Mask R-CNN) and mmseg EncoderDecoder segmentors (DeepLabv3, PSPNet, '
@@ -189,9 +188,6 @@ def export_onnx(config: Union[str, Config], checkpoint: Optional[str], out: str,
     for detection, the config's crop size or 512x512 for segmentation); a static graph takes
     the config's size, and another ``shape`` is refused.
     """
-    if opset < 14:
-        raise DeployError(f'opset {opset} < 14: scaled_dot_product_attention (EMO\'s '
-                          'attention) needs opset >= 14 with the TorchScript exporter')
     cfg, task, model, dataset_meta = build_deploy_model(config, checkpoint)
     name = Path(config).name if isinstance(config, str) else Path(cfg.filename or '').name
     fixed = fixed_input_size(cfg)
@@ -212,14 +208,22 @@ def export_onnx(config: Union[str, Config], checkpoint: Optional[str], out: str,
                         dynamic=dynamic)
 
 
-def check_detector(model: nn.Module) -> None:
-    """Raises :class:`DeployError` for a detector whose head the graph does not compute as
-    mmdet does (see :func:`~emo_mm.deploy.graphs.unsupported_detector_settings`)."""
+def build_graph(task: str, model: nn.Module, static: bool) -> ExportableGraph:
+    """The graph of an eval-mode ``model`` (a copy, its backbone in the export form of
+    :mod:`emo_mm.deploy.emo_graph`: the same function): detection (single- or two-stage) or
+    segmentation; a :class:`DeployError` names what it does not compute as mmdet / mmseg do."""
+    from .two_stage import TwoStageGraph, is_two_stage
+    form = export_form(copy.deepcopy(model), static=static)
+    if task == 'segmentation':
+        return SegmentationGraph(form, static=static)
+    if is_two_stage(model):
+        return TwoStageGraph(form, static=static)
     head = model.bbox_head
     problems = unsupported_detector_settings(head)
     if problems:
         raise DeployError(f'{type(head).__name__} with ' + '; '.join(problems) +
                           f' is not supported for ONNX export; supported: {SUPPORTED}')
+    return DetectionGraph(form, static=static)
 
 
 def export_model(cfg: Config, task: str, model: nn.Module, out: str,
@@ -227,76 +231,38 @@ def export_model(cfg: Config, task: str, model: nn.Module, out: str,
                  dataset_meta: Optional[dict] = None, config_name: Optional[str] = None,
                  checkpoint_name: Optional[str] = None, dynamic: bool = True) -> Dict[str, Any]:
     """Exports an eval-mode ``model`` built from ``cfg`` (its backbone switched to the
-    deploy form here if it is not yet); see :func:`export_onnx`. ``dynamic=False`` traces
-    batch 1 at ``shape`` (default: the config's fixed size) for that size only."""
+    deploy form here if it is not yet), every family the same way; see :func:`export_onnx`.
+    ``dynamic=False`` traces batch 1 at ``shape`` (default: the config's fixed size) for that
+    size only; ``dynamic=True`` traces ``shape`` (default: the graph's) and leaves batch,
+    height and width free."""
     model.eval()
     if hasattr(model.backbone, 'switch_to_deploy') and not getattr(model.backbone, 'deployed',
                                                                    True):
         model.backbone.switch_to_deploy()
-    deploy_form = bool(getattr(model.backbone, 'deployed', False))
     static = not dynamic
-    from .two_stage import export_two_stage, is_two_stage
-    if task == 'detection' and is_two_stage(model):  # its own graph and metadata (dynamic)
-        return export_two_stage(cfg, model, out, shape=tuple(shape or (320, 320)), opset=opset,
-                                dataset_meta=dataset_meta, config_name=config_name,
-                                checkpoint_name=checkpoint_name)
-    if task == 'detection':
-        check_detector(model)
-        default_shape = (320, 320)
-    else:
-        size = cfg.model.get('data_preprocessor', {}).get('size') or (512, 512)
-        default_shape = tuple(size)
+    graph = build_graph(task, model, static).eval()
+    if opset < graph.min_opset:
+        raise DeployError(f'opset {opset} < {graph.min_opset}: {graph.opset_reason}')
     if static and shape is None:
         shape = fixed_input_size(cfg)
-    shape = tuple(shape or default_shape)
-    # The graph runs the backbone in its export form (same function; see backbone_graph).
-    graph_model = export_form(copy.deepcopy(model), static=static)
-    if task == 'detection':
-        graph, outputs = DetectionGraph(graph_model, static=static), DET_OUTPUTS
-        inputs = ('input', 'img_shape')
-    else:
-        graph, outputs = SegmentationGraph(graph_model, static=static), SEG_OUTPUTS
-        inputs = ('input', )
-    example = torch.randn(1, 3, *shape, generator=torch.Generator().manual_seed(0))
-    args = (example, torch.tensor([shape], dtype=torch.int64))[:len(inputs)]
-    dynamic_axes = {}
-    if dynamic:
-        dynamic_axes['input'] = {0: 'batch', 2: 'height', 3: 'width'}
-        if 'img_shape' in inputs:
-            dynamic_axes['img_shape'] = {0: 'batch'}
-        for name in outputs:
-            dynamic_axes[name] = {0: 'detections' if task == 'detection' else 'batch'}
-        if task == 'segmentation':
-            dynamic_axes['seg_logits'].update({2: 'height', 3: 'width'})
-            dynamic_axes['seg_pred'].update({1: 'height', 2: 'width'})
-    elif task == 'detection':
-        dynamic_axes = {name: {0: 'detections'} for name in outputs}
-    trace_to_onnx(graph, args, str(out), inputs, outputs, dynamic_axes, opset)
-    input_shape = [1, 3, *shape] if static else ['batch', 3, 'height', 'width']
+    shape = tuple(shape or graph.default_shape(cfg))
+    trace_to_onnx(graph, graph.example_inputs(shape), str(out), graph.input_names,
+                  graph.output_names, graph.dynamic_axes(), opset)
     preprocessor = cfg.model.get('data_preprocessor', {})
-    meta = dict(
-        task=task, family=cfg.model.type,
-        config=config_name, checkpoint=checkpoint_name,
-        input=dict(convention=input_convention(task, static, channel_order(preprocessor)),
-                   name='input', dtype='float32',
-                   layout='NCHW', shape=input_shape, dynamic=dynamic,
-                   channels=channel_order(preprocessor),
-                   mean=list(preprocessor.get('mean') or [0, 0, 0]),
-                   std=list(preprocessor.get('std') or [1, 1, 1]),
-                   normalised_in_graph=False),
-        inputs=list(inputs), outputs=list(outputs), model=model_fingerprint(cfg.model),
-        dataset_meta=dataset_meta or {},
-        opset=opset, shape=list(shape), deploy_form=deploy_form)
-    defaults = {}
-    if task == 'detection':
-        meta.update(num_classes=graph.num_classes, max_per_img=graph.max_per_img)
-        meta['input']['img_shape'] = IMG_SHAPE_CONVENTION
-        # Not fed: every image fills the input (the largest int32 is cut to the input size).
-        defaults['img_shape'] = [list(shape)] if static else [[2**31 - 1] * 2]
-    else:
-        meta.update(num_classes=model.decode_head.num_classes,
-                    out_channels=model.decode_head.out_channels,
-                    align_corners=graph.align_corners,
-                    threshold=getattr(model.decode_head, 'threshold', None))
-    write_metadata(str(out), meta, input_defaults=defaults)
+    channels = channel_order(preprocessor)
+    input_meta = dict(
+        convention=input_convention(static, channels) + graph.convention(), name='input',
+        dtype='float32', layout='NCHW',
+        shape=[1, 3, *shape] if static else ['batch', 3, 'height', 'width'], dynamic=dynamic,
+        channels=channels, mean=list(preprocessor.get('mean') or [0, 0, 0]),
+        std=list(preprocessor.get('std') or [1, 1, 1]), normalised_in_graph=False)
+    if 'img_shape' in graph.input_names:
+        input_meta['img_shape'] = IMG_SHAPE_CONVENTION
+    meta = dict(task=task, family=cfg.model.type, config=config_name,
+                checkpoint=checkpoint_name, input=input_meta, inputs=list(graph.input_names),
+                outputs=list(graph.output_names), model=model_fingerprint(cfg.model),
+                dataset_meta=dataset_meta or {}, opset=opset, shape=list(shape),
+                deploy_form=bool(getattr(model.backbone, 'deployed', False)),
+                **graph.metadata())
+    write_metadata(str(out), meta, input_defaults=graph.input_defaults(shape))
     return meta

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from .box_ops import AnchorGrid, DeltaDecoder, unsupported_prior_generator
 from .errors import DeployError
+from .exportable import DetectionOutputs, ExportableGraph
 from .nms import onnx_nms
 
 Size = Union[int, Tensor]
@@ -59,7 +60,7 @@ def unsupported_detector_settings(head: nn.Module) -> list:
     return problems
 
 
-class DetectionGraph(nn.Module):
+class DetectionGraph(DetectionOutputs, ExportableGraph):
     """A single-stage anchor detector with its post-processing; see the module docstring.
 
     Args:
@@ -67,6 +68,9 @@ class DetectionGraph(nn.Module):
         static: trace for one input size: every size is a Python number (no shape arithmetic
             in the graph), which then runs at the traced batch size and size only.
     """
+
+    task = 'detection'
+    output_names = DetectionOutputs.box_outputs
 
     def __init__(self, detector: nn.Module, static: bool = False) -> None:
         super().__init__()
@@ -89,6 +93,9 @@ class DetectionGraph(nn.Module):
         self.max_per_img = int(cfg.get('max_per_img', 100))
         self.anchor_grid = AnchorGrid(head.prior_generator)
         self.decoder = DeltaDecoder(head.bbox_coder)
+
+    def metadata(self) -> dict:
+        return dict(num_classes=self.num_classes, max_per_img=self.max_per_img)
 
     def size(self, x: Tensor, dim: int) -> Size:
         """``x.shape[dim]``: a constant of a static graph, a traced value of a dynamic one."""
@@ -253,11 +260,14 @@ def make_upsampling_traceable(model: nn.Module) -> None:
                                                         child.align_corners))
 
 
-class SegmentationGraph(nn.Module):
+class SegmentationGraph(ExportableGraph):
     """An mmseg ``EncoderDecoder`` as traced: ``(N, 3, H, W)`` -> ``seg_logits``
     ``(N, C, H, W)`` (bilinear, the decode head's ``align_corners``) and ``seg_pred``
     ``(N, H, W)`` int64: their argmax, or for a single-channel head (``out_channels=1``)
     ``sigmoid(logits) > threshold``, as mmseg. ``static``: as :class:`DetectionGraph`'s."""
+
+    task = 'segmentation'
+    output_names = ('seg_logits', 'seg_pred')
 
     def __init__(self, segmentor: nn.Module, static: bool = False) -> None:
         super().__init__()
@@ -269,6 +279,22 @@ class SegmentationGraph(nn.Module):
                           if segmentor.decode_head.out_channels == 1 else None)
         make_pooling_traceable(segmentor, static)
         make_upsampling_traceable(segmentor)
+
+    def default_shape(self, cfg) -> Tuple[int, int]:
+        """The data preprocessor's padded size, else 512x512."""
+        return tuple(cfg.model.get('data_preprocessor', {}).get('size') or (512, 512))
+
+    def dynamic_axes(self) -> dict:
+        if self.static:
+            return {}
+        return dict(input={0: 'batch', 2: 'height', 3: 'width'},
+                    seg_logits={0: 'batch', 2: 'height', 3: 'width'},
+                    seg_pred={0: 'batch', 1: 'height', 2: 'width'})
+
+    def metadata(self) -> dict:
+        head = self.segmentor.decode_head
+        return dict(num_classes=head.num_classes, out_channels=head.out_channels,
+                    align_corners=self.align_corners, threshold=self.threshold)
 
     def forward(self, inputs: Tensor) -> Tuple[Tensor, Tensor]:
         logits = self.segmentor.decode_head(self.segmentor.extract_feat(inputs))

@@ -41,12 +41,12 @@ def channel_order(preprocessor: Dict[str, Any]) -> str:
     return 'RGB' if flipped else 'BGR'
 
 
-def input_convention(task: str, static: bool, channels: str = 'RGB') -> str:
-    """The ``input`` convention of a graph, in words; ``channels``: :func:`channel_order`."""
+def input_convention(static: bool, channels: str = 'RGB') -> str:
+    """The ``input`` convention of every graph, in words; ``channels``:
+    :func:`channel_order`."""
     sizes = ('batch 1, the exported height and width only' if static else
              'any batch, height, width')
-    text = INPUT_CONVENTION.format(sizes=sizes, channels=channels)
-    return text + ('; second input ' + IMG_SHAPE_CONVENTION if task == 'detection' else '')
+    return INPUT_CONVENTION.format(sizes=sizes, channels=channels)
 
 
 # Keys that change training only, never what an exported graph computes.
