@@ -14,7 +14,7 @@ import mmcv
 import pytest
 from mmengine.config import Config
 
-from conftest import CONFIGS, PHOTOS, REPO, helpers_on_pythonpath, python_tool, run_tool
+from conftest import CONFIGS, PHOTOS, helpers_on_pythonpath, python_tool, run_tool
 
 import emo_mm  # noqa: F401  (registers EMO and the configs' modules)
 from emo_mm.deploy import DeployError, export_onnx, init_onnx_model, use_onnx_model

@@ -26,10 +26,14 @@ import emo_mm  # noqa: F401  (registers EMO and the configs' modules)
 from emo_mm import EMO
 from emo_mm.deploy import DeployError, export_onnx, init_onnx_model, use_onnx_model
 from emo_mm.deploy.emo_graph import GraphEMO
-from emo_mm.deploy.benchmark import build_random, lift_class_logits, ort_session
 from emo_mm.deploy.export import export_model, load_config
 from emo_mm.deploy.input_size import fixed_input_size
 from emo_mm.testing.emo_reference import ReferenceEMO, randomize
+
+# The timing harness's model builders (tools/deploy_benchmark.py).
+BENCH = load_tool('deploy_benchmark')
+build_random, lift_class_logits, ort_session = (BENCH.build_random, BENCH.lift_class_logits,
+                                                BENCH.ort_session)
 
 SSD_TINY = CONFIGS / 'ssdlite' / 'emo_1m_tiny.py'
 RETINA_TINY = CONFIGS / 'retinanet' / 'emo_1m_tiny.py'

@@ -216,7 +216,10 @@ def test_openvino_segmentor_in_mmsegs_apis_on_odd_sized_photos(seg_run, tmp_path
 def test_benchmark_times_each_file_in_both_runtimes(tmp_path):
     """The --deploy runtime comparison runs (one call per block; its figures are not asserted:
     timings belong to an idle machine)."""
-    from emo_mm.deploy.benchmark import Exports, compare_runtimes, format_runtimes
+    from conftest import load_tool
+    bench = load_tool('deploy_benchmark')
+    Exports, compare_runtimes, format_runtimes = (bench.Exports, bench.compare_runtimes,
+                                                  bench.format_runtimes)
     models = (('SSDLite-EMO-1M tiny', str(SSD_TINY), (320, 320)),
               ('DeepLabv3-EMO-1M tiny', str(DL_TINY), (192, 192)))
     rows = compare_runtimes(Exports(str(tmp_path)), models=models, threads=(1, ), blocks=1,

@@ -5,6 +5,7 @@ from typing import Optional, Union
 
 from mmengine.config import Config, ConfigDict
 
+from ..registries import registry
 from .errors import DeployError
 from .export import load_config, task_of, test_dataset_meta
 from .metadata import check_matches_config, dataset_meta, read_metadata
@@ -92,10 +93,6 @@ def init_onnx_model(config: Union[str, Config], onnx_file: str,
     use_onnx_model(cfg, onnx_file, backend)
     from mmengine.registry import init_default_scope
     init_default_scope(cfg.default_scope)
-    if cfg.default_scope == 'mmdet':
-        from mmdet.registry import MODELS
-    else:
-        from mmseg.registry import MODELS
-    model = MODELS.build(cfg.model)
+    model = registry(cfg.default_scope).build(cfg.model)
     model.cfg = cfg  # the inference APIs read the test pipeline from it
     return model.eval()

@@ -12,10 +12,10 @@ import copy
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Union
 
-import torch
 from mmengine.config import Config
 from torch import nn
 
+from ..registries import SCOPES, registry, scope_of_task
 from .errors import DeployError
 from .emo_graph import export_form
 from .graphs import DetectionGraph, SegmentationGraph, unsupported_detector_settings
@@ -51,11 +51,10 @@ def task_of(cfg: Config, config_name: str = 'the config') -> str:
     :class:`DeployError` naming the family and what is supported."""
     scope = cfg.get('default_scope')
     model_type = cfg.get('model', {}).get('type')
+    cls = (registry(scope).get(model_type) if scope in SCOPES and isinstance(model_type, str)
+           else None)
     if scope == 'mmdet':
-        import mmdet.models  # noqa: F401  (registers mmdet's models)
         from mmdet.models.detectors import SingleStageDetector, TwoStageDetector
-        from mmdet.registry import MODELS
-        cls = MODELS.get(model_type) if isinstance(model_type, str) else None
         if cls is not None and issubclass(cls, TwoStageDetector):
             from .two_stage import check_config  # Faster / Mask R-CNN (RPN + StandardRoIHead)
             check_config(cfg.model, config_name)
@@ -63,10 +62,7 @@ def task_of(cfg: Config, config_name: str = 'the config') -> str:
         if cls is not None and issubclass(cls, SingleStageDetector):
             return 'detection'
     elif scope == 'mmseg':
-        import mmseg.models  # noqa: F401
         from mmseg.models.segmentors import CascadeEncoderDecoder, EncoderDecoder
-        from mmseg.registry import MODELS
-        cls = MODELS.get(model_type) if isinstance(model_type, str) else None
         if cls is not None and issubclass(cls, EncoderDecoder) and \
                 not issubclass(cls, CascadeEncoderDecoder):
             return 'segmentation'
@@ -74,46 +70,14 @@ def task_of(cfg: Config, config_name: str = 'the config') -> str:
                       f'{scope!r}), a family ONNX export does not know; supported: {SUPPORTED}')
 
 
-def _registry(task: str):
-    if task == 'detection':
-        from mmdet.registry import MODELS
-    else:
-        from mmseg.registry import MODELS
-    return MODELS
-
-
 def load_checkpoint_strict(model: nn.Module, checkpoint: str, config_name: str) -> dict:
-    """Loads ``checkpoint`` into ``model``, refusing one whose keys or shapes do not fit;
-    returns the checkpoint's ``meta`` (``{}`` if none)."""
-    from mmengine.runner.checkpoint import _load_checkpoint
-    if not (Path(checkpoint).is_file() or '://' in checkpoint):
-        raise DeployError(f'checkpoint {checkpoint!r} does not exist')
-    try:
-        ckpt = _load_checkpoint(checkpoint, map_location='cpu')
-    except Exception as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise DeployError(f'cannot read checkpoint {checkpoint!r}: {reason}') from exc
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor)
-                                              for v in state.values()):
-        raise DeployError(f'{checkpoint!r} holds no state_dict of tensors')
-    state = {k[7:] if k.startswith('module.') else k: v for k, v in state.items()}
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = [f'{k}: checkpoint {tuple(state[k].shape)}, model {tuple(own[k].shape)}'
-              for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or unexpected or shapes:
-        def some(items):
-            return ', '.join(items[:5]) + (f' (+{len(items) - 5} more)' if len(items) > 5 else '')
-        problems = [f'{len(missing)} missing keys: {some(missing)}' if missing else '',
-                    f'{len(unexpected)} unexpected keys: {some(unexpected)}' if unexpected
-                    else '', f'{len(shapes)} shape mismatches: {some(shapes)}' if shapes else '']
-        raise DeployError(f'checkpoint {checkpoint!r} does not fit {config_name}: ' +
-                          '; '.join(p for p in problems if p) +
-                          '. Use the config the checkpoint was trained with.')
+    """Loads ``checkpoint`` into ``model``, refusing one whose keys or shapes do not fit
+    (:func:`emo_mm.checkpoint_fit.fitting_state_dict`); returns the checkpoint's ``meta``
+    (``{}`` if none)."""
+    from ..checkpoint_fit import fitting_state_dict
+    state, loaded = fitting_state_dict(model, checkpoint, config_name)
     model.load_state_dict(state)
-    meta = ckpt.get('meta') if isinstance(ckpt, dict) else None
+    meta = loaded.get('meta')
     return meta if isinstance(meta, dict) else {}
 
 
@@ -132,10 +96,7 @@ def test_dataset_meta(cfg: Config, task: str) -> Dict[str, Any]:
     dataset = copy.deepcopy(cfg.get('test_dataloader', {}).get('dataset', {}))
     if not dataset.get('type'):
         return {}
-    if task == 'detection':
-        from mmdet.registry import DATASETS
-    else:
-        from mmseg.registry import DATASETS
+    DATASETS = registry(scope_of_task(task), 'DATASETS')
     from mmengine.registry import DefaultScope
     dataset.update(lazy_init=True, pipeline=[])  # the metainfo only
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
@@ -164,7 +125,7 @@ def build_deploy_model(config: Union[str, Config], checkpoint: Optional[str] = N
     model_cfg = copy.deepcopy(cfg.model)
     if checkpoint is None:  # no download: the weights are random anyway
         model_cfg.get('backbone', {}).pop('init_cfg', None)
-    model = _registry(task).build(model_cfg)
+    model = registry(scope_of_task(task)).build(model_cfg)
     checkpoint_meta = {}
     if checkpoint is not None:
         checkpoint_meta = load_checkpoint_strict(model, checkpoint, config_name)

@@ -68,7 +68,9 @@ def check_config(model_cfg: dict, config_name: str) -> None:
     computes exactly (checked again on the built model by :func:`check_model`)."""
     from mmdet.models.dense_heads import RPNHead
     from mmdet.models.roi_heads import StandardRoIHead
-    from mmdet.registry import MODELS
+
+    from ..registries import registry
+    MODELS = registry('mmdet')
     rpn = model_cfg.get('rpn_head') or {}
     roi = model_cfg.get('roi_head') or {}
     problems = []

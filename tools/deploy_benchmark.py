@@ -1,5 +1,6 @@
-"""Whole-model latency: onnxruntime against other models, against PyTorch eager, and against
-OpenVINO on the same files.
+"""Whole-model latency of exported models (``tools/benchmark.py --deploy``, which imports this
+file): onnxruntime against other models, against PyTorch eager, and against OpenVINO on the
+same files. A timing harness of the repository (its configs), not part of the package.
 
 ``tools/benchmark.py --deploy`` prints :func:`print_deploy_benchmark`. Every model is built
 from its config with seeded random weights, batch 1, and exported with ``tools/export_onnx.py``'s
@@ -35,7 +36,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 MOBILENET_V2 = 'mmdet::ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py'
 Model = Tuple[str, str, Tuple[int, int]]  # (name, config, input (H, W))
 # The models users compare: SSDLite-EMO against SSDLite-MobileNetV2, the reference row last.
@@ -65,7 +66,7 @@ NMS_CASES = {'none': 'random weights: no box reaches NMS',
 def build_random(config: str, seed: int = 0):
     """``(cfg, task, model)``: the config's model in eval mode (default form) with seeded
     random weights (no checkpoint download); mmdet's SSDHead as FixedSSDHead."""
-    from .export import build_deploy_model, load_config
+    from emo_mm.deploy.export import build_deploy_model, load_config
     cfg = load_config(config)
     if cfg.model.get('bbox_head', {}).get('type') == 'SSDHead':
         # mmdet 3.3's SSDHead cannot predict (no loss_cls): its fixed subclass can.
@@ -103,8 +104,8 @@ def export_default(cfg, task: str, model: torch.nn.Module, size: Tuple[int, int]
                    out: str) -> dict:
     """Exports ``model`` as ``tools/export_onnx.py`` does by default (static where the
     config's test pipeline fixes the size, traced at ``size`` otherwise)."""
-    from .export import export_model
-    from .input_size import fixed_input_size
+    from emo_mm.deploy.export import export_model
+    from emo_mm.deploy.input_size import fixed_input_size
     fixed = fixed_input_size(cfg)
     return export_model(cfg, task, copy.deepcopy(model), out, shape=fixed or size,
                         dynamic=fixed is None)
@@ -132,7 +133,7 @@ def runtime_session(runtime: str, onnx_file: str, threads: int):
     :func:`ort_session`, OpenVINO's as the wrappers open it (float32)."""
     if runtime == 'onnxruntime':
         return ort_session(onnx_file, threads)
-    from .session import open_session
+    from emo_mm.deploy.session import open_session
     return open_session(onnx_file, runtime, threads)
 
 
