@@ -288,13 +288,11 @@ def test_onnx_detector_in_mmdets_apis_on_odd_sized_photos(ssd_run, tmp_path):
     assert (tmp_path / 'vis.jpg').stat().st_size > 0
 
 
-def test_onnx_segmentor_in_mmsegs_apis_on_odd_sized_photos(seg_run, tmp_path):
-    from mmseg.apis import inference_model, init_model
-    from mmseg.visualization import SegLocalVisualizer
-    config = str(DL_TINY)
-    ours = init_onnx_model(config, str(seg_run['onnx']))
-    theirs = init_model(config, str(seg_run['checkpoint']), device='cpu')
-    assert ours.dataset_meta['classes'] == theirs.dataset_meta['classes']
+def same_label_maps_on_odd_photos(ours, theirs, tmp_path: Path):
+    """``inference_model`` of two segmentors on the odd-sized photos: label maps of the
+    photo's size agreeing on >= 99.9% of the pixels, logits within 1e-4 of their magnitude;
+    returns the last photo and ``ours``'s result on it."""
+    from mmseg.apis import inference_model
     for path in odd_photos(tmp_path):
         result = inference_model(ours, str(path))
         expected = inference_model(theirs, str(path))
@@ -304,6 +302,17 @@ def test_onnx_segmentor_in_mmsegs_apis_on_odd_sized_photos(seg_run, tmp_path):
         agree = (pred == ref).float().mean().item()
         assert agree >= 0.999, f'{path.name}: label maps agree on {agree:.4%} of pixels'
         assert_close(result.seg_logits.data, expected.seg_logits.data, path.name, rtol=1e-4)
+    return path, result
+
+
+def test_onnx_segmentor_in_mmsegs_apis_on_odd_sized_photos(seg_run, tmp_path):
+    from mmseg.apis import init_model
+    from mmseg.visualization import SegLocalVisualizer
+    config = str(DL_TINY)
+    ours = init_onnx_model(config, str(seg_run['onnx']))
+    theirs = init_model(config, str(seg_run['checkpoint']), device='cpu')
+    assert ours.dataset_meta['classes'] == theirs.dataset_meta['classes']
+    path, result = same_label_maps_on_odd_photos(ours, theirs, tmp_path)
     visualizer = SegLocalVisualizer(name='deploy_seg', save_dir=str(tmp_path))
     visualizer.dataset_meta = ours.dataset_meta
     visualizer.add_datasample('photo', mmcv.imread(str(path), channel_order='rgb'), result,

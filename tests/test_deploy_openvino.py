@@ -12,7 +12,6 @@
 from pathlib import Path
 from typing import Dict
 
-import mmcv
 import numpy as np
 import pytest
 import torch
@@ -20,7 +19,7 @@ from mmengine.config import Config
 
 from conftest import (CONFIGS, PHOTOS, assert_close, odd_photos, python_tool, run_tool,
                       unmatched)
-from test_deploy import export_and_test, metric
+from test_deploy import export_and_test, metric, same_label_maps_on_odd_photos
 
 import emo_mm  # noqa: F401  (registers EMO and the configs' modules)
 from emo_mm.deploy import DeployError, export_onnx, init_onnx_model, use_onnx_model
@@ -199,17 +198,9 @@ def test_openvino_detector_in_mmdets_apis_on_odd_sized_photos(ssd_run, tmp_path)
 
 
 def test_openvino_segmentor_in_mmsegs_apis_on_odd_sized_photos(seg_run, tmp_path):
-    from mmseg.apis import inference_model
     ours = init_onnx_model(str(DL_TINY), str(seg_run['onnx']), backend='openvino')
     theirs = init_onnx_model(str(DL_TINY), str(seg_run['onnx']))
-    for path in odd_photos(tmp_path):
-        result, expected = inference_model(ours, str(path)), inference_model(theirs, str(path))
-        h, w = mmcv.imread(str(path)).shape[:2]
-        pred, ref = result.pred_sem_seg.data, expected.pred_sem_seg.data
-        assert pred.shape == ref.shape == (1, h, w)
-        agree = (pred == ref).float().mean().item()
-        assert agree >= 0.999, f'{path.name}: label maps agree on {agree:.4%} of pixels'
-        assert_close(result.seg_logits.data, expected.seg_logits.data, path.name, rtol=1e-4)
+    same_label_maps_on_odd_photos(ours, theirs, tmp_path)
 
 
 @pytest.mark.slow

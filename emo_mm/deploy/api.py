@@ -15,7 +15,8 @@ WRAPPERS = {'detection': 'OnnxDetector', 'segmentation': 'OnnxSegmentor'}
 
 
 # The modules that register each task's wrappers (in the framework's MODELS registry).
-WRAPPER_MODULES = {'detection': ['emo_mm.deploy.detector', 'emo_mm.deploy.two_stage_detector'],
+WRAPPER_MODULES = {'detection': ['emo_mm.deploy.single_stage_detector',
+                                 'emo_mm.deploy.two_stage_detector'],
                    'segmentation': ['emo_mm.deploy.segmentor']}
 
 

@@ -1,4 +1,4 @@
-"""``OnnxSegmentor``: an exported segmentor run by onnxruntime, as an mmseg model.
+"""``OnnxSegmentor``: an exported segmentor run by onnxruntime or OpenVINO, as an mmseg model.
 
 Registered in mmseg's ``MODELS``, so a config builds it (``type='OnnxSegmentor'``, see
 :func:`emo_mm.deploy.use_onnx_model`) and ``tools/test.py``, ``inference_model`` and the

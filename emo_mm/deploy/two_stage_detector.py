@@ -1,5 +1,5 @@
-"""``OnnxTwoStageDetector``: an exported Mask R-CNN / Faster R-CNN run by onnxruntime, as an
-mmdet model.
+"""``OnnxTwoStageDetector``: an exported Mask R-CNN / Faster R-CNN run by onnxruntime or
+OpenVINO, as an mmdet model.
 
 Registered in mmdet's ``MODELS``, so a config builds it (``type='OnnxTwoStageDetector'``, see
 :func:`emo_mm.deploy.use_onnx_model`) and ``tools/test.py``, ``inference_detector``,

@@ -1,4 +1,5 @@
-"""``OnnxDetector``: an exported detector run by onnxruntime, as an mmdet model.
+"""``OnnxDetector``: an exported single-stage detector (SSD/SSDLite, RetinaNet) run by
+onnxruntime or OpenVINO (:mod:`emo_mm.deploy.session`), as an mmdet model.
 
 Registered in mmdet's ``MODELS``, so a config builds it (``type='OnnxDetector'``, see
 :func:`emo_mm.deploy.use_onnx_model`) and ``tools/test.py``, ``inference_detector`` and the
