@@ -402,3 +402,31 @@ def test_what_the_graph_does_not_compute_is_refused(tmp_path):
             export_onnx(cfg, None, str(tmp_path / 'x.onnx'))
     with pytest.raises(DeployError, match='opset 15 < 16: two-stage'):
         export_onnx(base, None, str(tmp_path / 'x.onnx'), opset=15)
+
+
+@pytest.mark.slow
+def test_two_stage_exports_static_and_dynamic_as_every_family(tmp_path):
+    """The one export path: a Mask R-CNN whose test pipeline resizes every image to one size
+    gets a static graph (batch 1, that size) by default, like SSDLite; --dynamic gives a
+    dynamic one; both compute the same on that size. Aspect ratio kept: static is refused,
+    as for RetinaNet."""
+    from emo_mm.deploy.metadata import read_metadata
+    cfg = Config.fromfile(str(MASK_RCNN / 'emo_1m_tiny.py'))
+    with pytest.raises(DeployError, match='keeps the aspect ratio'):
+        export_onnx(cfg, None, str(tmp_path / 'x.onnx'), dynamic=False)
+    cfg.merge_from_dict({'test_dataloader.dataset.pipeline.2': dict(
+        type='Resize', scale=(128, 96), keep_ratio=False)})
+    torch.manual_seed(0)
+    _, task, model, _ = build_deploy_model(cfg)
+    files = {kind: tmp_path / f'{kind}.onnx' for kind in ('static', 'dynamic')}
+    export_model(cfg, task, copy.deepcopy(model), str(files['static']), dynamic=False)
+    export_model(cfg, task, copy.deepcopy(model), str(files['dynamic']), shape=(64, 96))
+    static, dynamic = (read_metadata(str(files[k])) for k in ('static', 'dynamic'))
+    assert static['input']['shape'] == [1, 3, 96, 128] and not static['input']['dynamic']
+    assert dynamic['input']['shape'] == ['batch', 3, 'height', 'width']
+    assert static['wrapper'] == dynamic['wrapper'] == 'OnnxTwoStageDetector'
+    x = torch.randn(1, 3, 96, 128, generator=torch.Generator().manual_seed(0)).numpy()
+    outputs = [meta['session'].run(None, {'input': x}) for meta in (static, dynamic)]
+    for name, ours, theirs in zip(static['outputs'], *outputs):
+        assert ours.shape == theirs.shape and len(theirs) > 0, name
+        assert_close(torch.from_numpy(ours).double(), torch.from_numpy(theirs).double(), name)
