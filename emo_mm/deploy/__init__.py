@@ -13,7 +13,7 @@ graph), the graphs (:mod:`.graphs`: single-stage detection and segmentation; :mo
 their pieces :mod:`.box_ops`, :mod:`.nms`, :mod:`.roi_align`, :mod:`.emo_graph`),
 :mod:`.tracing` (the exporter call), :mod:`.metadata` (what a file records and the checks on
 it), :mod:`.session` (the runtimes), the wrappers (:mod:`.single_stage_detector`,
-:mod:`.two_stage_detector`, :mod:`.segmentor`, sharing :mod:`.exported_model`) and
+:mod:`.two_stage_detector`, :mod:`.segmentor`, sharing :mod:`.runtime_model`) and
 :mod:`.api`.
 """
 from .api import init_onnx_model, use_onnx_model

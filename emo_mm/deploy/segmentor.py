@@ -17,12 +17,12 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 from .errors import DeployError
-from .exported_model import ExportedModelMixin
+from .runtime_model import RuntimeModelMixin
 from .session import DEFAULT_BACKEND, check_input_shape
 
 
 @MODELS.register_module()
-class OnnxSegmentor(ExportedModelMixin, BaseSegmentor):
+class OnnxSegmentor(RuntimeModelMixin, BaseSegmentor):
     """Args: ``onnx_file`` (from ``tools/export_onnx.py``), ``data_preprocessor`` and
     ``test_cfg`` (the config's), ``backend`` (the runtime: ``'onnxruntime'`` or
     ``'openvino'``)."""

@@ -20,12 +20,12 @@ from mmengine.structures import InstanceData
 from torch import Tensor
 
 from .errors import DeployError
-from .exported_model import ExportedModelMixin
+from .runtime_model import RuntimeModelMixin
 from .session import DEFAULT_BACKEND, check_input_shape, graph_batch_size
 
 
 @MODELS.register_module()
-class OnnxDetector(ExportedModelMixin, BaseDetector):
+class OnnxDetector(RuntimeModelMixin, BaseDetector):
     """Args: ``onnx_file`` (from ``tools/export_onnx.py``), ``data_preprocessor`` (the
     config's), ``backend`` (the runtime: ``'onnxruntime'`` or ``'openvino'``)."""
 

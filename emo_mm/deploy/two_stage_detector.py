@@ -24,7 +24,7 @@ from mmengine.structures import InstanceData
 from torch import Tensor
 
 from .errors import DeployError
-from .exported_model import ExportedModelMixin
+from .runtime_model import RuntimeModelMixin
 from .two_stage import MASK_OUTPUT, WRAPPER
 
 
@@ -40,7 +40,7 @@ class MaskPaster:
 
 
 @MODELS.register_module(name=WRAPPER)
-class OnnxTwoStageDetector(ExportedModelMixin, BaseDetector):
+class OnnxTwoStageDetector(RuntimeModelMixin, BaseDetector):
     """Args: ``onnx_file`` (from ``tools/export_onnx.py``, a two-stage detector),
     ``data_preprocessor`` (the config's), ``backend`` (the runtime: ``'onnxruntime'`` or
     ``'openvino'``)."""

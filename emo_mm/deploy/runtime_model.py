@@ -12,7 +12,7 @@ from typing import Any, Dict, Optional
 from .errors import DeployError
 from .metadata import dataset_meta, read_metadata
 
-class ExportedModelMixin:
+class RuntimeModelMixin:
     """Mixed into an mmdet / mmseg model class: :meth:`open_exported` in ``__init__``."""
 
     def open_exported(self, onnx_file: str, what: str, accepts,
