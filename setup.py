@@ -28,6 +28,8 @@ setup(
         'tests': ['pytest', 'pytest-xdist', 'matplotlib'],
         # ONNX export (tools/export_onnx.py) and onnxruntime inference (emo_mm.deploy).
         'deploy': ['onnx>=1.14', 'onnxruntime>=1.16'],
+        # OpenVINO as a second runtime of the same .onnx files (backend='openvino').
+        'openvino': ['onnx>=1.14', 'openvino>=2026.4'],
     },
     license='Apache-2.0',
     zip_safe=False,

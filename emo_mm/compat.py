@@ -92,12 +92,3 @@ def register_safe_checkpoint_loaders() -> None:
 allow_mmengine_checkpoints()
 register_safe_checkpoint_loaders()
 
-
-def torchscript_onnx_exporter() -> dict:
-    """The ``torch.onnx.export`` argument that picks the TorchScript-based exporter:
-    ``dynamo=False`` where torch has the choice (>= 2.5 defaults to dynamo from 2.9 on), nothing
-    on older torch, which has only that exporter. emo-mm's graphs are written for it: it keeps
-    batch, image size and box count dynamic, and works on torch 2.1 and 2.13 alike."""
-    import inspect
-    return {'dynamo': False} if 'dynamo' in inspect.signature(torch.onnx.export).parameters \
-        else {}

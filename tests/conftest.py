@@ -250,8 +250,8 @@ def pytest_configure(config) -> None:
 # listed runs before the numerical ones.
 MODULE_ORDER = ('test_learning', 'test_segmentation', 'test_deploy', 'test_detection',
                 'test_deploy_two_stage', 'test_slurm', 'test_resume', 'test_sem_fpn',
-                'test_mask_rcnn', 'test_inputs', 'test_deploy_graphs', 'test_tools',
-                'test_distributed_state',
+                'test_mask_rcnn', 'test_inputs', 'test_deploy_graphs', 'test_deploy_doors',
+                'test_deploy_openvino', 'test_tools', 'test_distributed_state',
                 None,  # modules not listed
                 'test_checkpoint', 'test_flops', 'test_registration', 'test_fast_path',
                 'test_efficientmod', 'test_backbone')

@@ -1,6 +1,6 @@
 """The exported graphs: as fast as they can be, and as mmdet computes them.
 
-* EMO's export form (``emo_mm.deploy.backbone_graph``) is the deploy form's function (float64);
+* EMO's export form (``emo_mm.deploy.emo_graph``) is the deploy form's function (float64);
 * SSDLite's default graph is static (its test pipeline resizes every image to 320x320): what
   onnxruntime runs holds no shape arithmetic and one window transpose each way; it gives
   PyTorch's boxes, refuses other sizes by name, and the tools still take any image;
@@ -25,11 +25,15 @@ from conftest import CONFIGS, REPO, assert_close, load_tool, python_tool, run_to
 import emo_mm  # noqa: F401  (registers EMO and the configs' modules)
 from emo_mm import EMO
 from emo_mm.deploy import DeployError, export_onnx, init_onnx_model, use_onnx_model
-from emo_mm.deploy.backbone_graph import GraphEMO
-from emo_mm.deploy.benchmark import build_random, lift_class_logits, ort_session
+from emo_mm.deploy.emo_graph import GraphEMO
 from emo_mm.deploy.export import export_model, load_config
 from emo_mm.deploy.input_size import fixed_input_size
 from emo_mm.testing.emo_reference import ReferenceEMO, randomize
+
+# The timing harness's model builders (tools/deploy_benchmark.py).
+BENCH = load_tool('deploy_benchmark')
+build_random, lift_class_logits, ort_session = (BENCH.build_random, BENCH.lift_class_logits,
+                                                BENCH.ort_session)
 
 SSD_TINY = CONFIGS / 'ssdlite' / 'emo_1m_tiny.py'
 RETINA_TINY = CONFIGS / 'retinanet' / 'emo_1m_tiny.py'

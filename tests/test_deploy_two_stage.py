@@ -27,11 +27,11 @@ from conftest import (CONFIGS, FP64_RTOL, assert_close, matches, odd_photos, pyt
                       run_tool, unmatched)
 
 import emo_mm  # noqa: F401
-from emo_mm.compat import torchscript_onnx_exporter
 from emo_mm.deploy import DeployError, export_onnx, init_onnx_model, use_onnx_model
 from emo_mm.deploy.export import build_deploy_model, export_model
 from emo_mm.deploy.roi_align import MultiLevelRoIAlign, onnx_roi_align
 from emo_mm.deploy.session import create_session
+from emo_mm.deploy.tracing import torchscript_exporter
 
 MASK_RCNN = CONFIGS / 'mask_rcnn'
 
@@ -89,7 +89,7 @@ def test_onnx_roi_align_is_mmcvs(tmp_path, aligned, sampling_ratio):
     torch.onnx.export(_Pool(aligned, sampling_ratio), (feats, boxes, index), str(path),
                       input_names=['feats', 'boxes', 'index'], opset_version=17,
                       dynamic_axes={'feats': {0: 'n', 2: 'h', 3: 'w'}, 'boxes': {0: 'r'},
-                                    'index': {0: 'r'}}, **torchscript_onnx_exporter())
+                                    'index': {0: 'r'}}, **torchscript_exporter())
     mmcv_pool = RoIAlign((7, 5), 1 / 8, sampling_ratio, 'avg', aligned)
     session = create_session(str(path))
     for n, (h, w), count in [(2, (13, 17), 40), (1, (9, 30), 25)]:
@@ -131,7 +131,7 @@ def test_multi_level_extraction_is_mmdets(tmp_path):
     torch.onnx.export(Extract(), (*feats[:4], boxes, index), str(path),
                       input_names=names + ['boxes', 'index'], opset_version=17,
                       dynamic_axes={'boxes': {0: 'r'}, 'index': {0: 'r'}},
-                      **torchscript_onnx_exporter())
+                      **torchscript_exporter())
     session = create_session(str(path))
     for count in (60, 7):  # the first 7 RoIs: some levels get none
         actual = session.run(None, {**{n: f.numpy() for n, f in zip(names, feats)},
@@ -163,7 +163,7 @@ def test_mask_rcnn_efficientmod_exports_and_runs_at_two_sizes(tmp_path):
     (batch 1) and as a batch of two images of 200x288 and 170x250 (padded to 200x288: boxes
     clipped to each image), against PyTorch's predict: the same detections and masks. Fewer
     proposals (300) and detections (50) than COCO's 1000 / 100 keep it short (the same graph)."""
-    from emo_mm.deploy.mask_detector import OnnxTwoStageDetector
+    from emo_mm.deploy.two_stage_detector import OnnxTwoStageDetector
     cfg = Config.fromfile(str(MASK_RCNN / 'efficientmod_s.py'))
     cfg.model.backbone.init_cfg = None
     cfg.merge_from_dict({'model.test_cfg.rpn.max_per_img': 300,
@@ -228,7 +228,7 @@ def test_faster_rcnn_exports_boxes_only(tmp_path):
     """A two-stage detector without a mask head (Faster R-CNN: the tiny Mask R-CNN without
     its mask branch), random weights: the graph ends in boxes, and the wrapper scales them to
     the original image as mmdet's box head does (rescale=True), matching PyTorch."""
-    from emo_mm.deploy.mask_detector import OnnxTwoStageDetector
+    from emo_mm.deploy.two_stage_detector import OnnxTwoStageDetector
     cfg = Config.fromfile(str(MASK_RCNN / 'emo_1m_tiny.py'))
     cfg.model.type = 'FasterRCNN'
     del cfg.model.roi_head['mask_head'], cfg.model.roi_head['mask_roi_extractor']
@@ -366,7 +366,6 @@ def test_two_stage_file_records_both_inputs(tmp_path):
     """The metadata says the two inputs (img_shape optional, as for every detection graph)
     and the mask settings; not fed, img_shape lets each image fill the input."""
     from emo_mm.deploy.metadata import IMG_SHAPE_CONVENTION, read_metadata
-    from emo_mm.deploy.session import optional_inputs
     cfg = Config.fromfile(str(MASK_RCNN / 'emo_1m_tiny.py'))
     onnx_file = tmp_path / 'x.onnx'
     export_onnx(cfg, None, str(onnx_file), shape=(96, 128))
@@ -377,9 +376,9 @@ def test_two_stage_file_records_both_inputs(tmp_path):
     assert 'mask_logits' in meta['input']['convention']
     assert meta['mask_thr_binary'] == 0.5 and meta['mask_size'] == [28, 28]
     session = meta['session']
-    assert [(i.name, i.type, i.shape) for i in session.get_inputs()] == [
-        ('input', 'tensor(float)', ['batch', 3, 'height', 'width'])]
-    assert optional_inputs(session) == ['img_shape']
+    assert [(i.name, i.type, i.shape) for i in session.session.get_inputs()] == [
+        ('input', 'tensor(float)', ['batch', 3, 'height', 'width'])]  # onnxruntime's own
+    assert session.optional_inputs == ['img_shape']
     x = torch.randn(2, 3, 100, 140, generator=torch.Generator().manual_seed(0)).numpy()
     full = session.run(None, {'input': x, 'img_shape': np.array([[100, 140]] * 2)})
     for ours, fed in zip(session.run(None, {'input': x}), full):
@@ -405,3 +404,31 @@ def test_what_the_graph_does_not_compute_is_refused(tmp_path):
             export_onnx(cfg, None, str(tmp_path / 'x.onnx'))
     with pytest.raises(DeployError, match='opset 15 < 16: two-stage'):
         export_onnx(base, None, str(tmp_path / 'x.onnx'), opset=15)
+
+
+@pytest.mark.slow
+def test_two_stage_exports_static_and_dynamic_as_every_family(tmp_path):
+    """The one export path: a Mask R-CNN whose test pipeline resizes every image to one size
+    gets a static graph (batch 1, that size) by default, like SSDLite; --dynamic gives a
+    dynamic one; both compute the same on that size. Aspect ratio kept: static is refused,
+    as for RetinaNet."""
+    from emo_mm.deploy.metadata import read_metadata
+    cfg = Config.fromfile(str(MASK_RCNN / 'emo_1m_tiny.py'))
+    with pytest.raises(DeployError, match='keeps the aspect ratio'):
+        export_onnx(cfg, None, str(tmp_path / 'x.onnx'), dynamic=False)
+    cfg.merge_from_dict({'test_dataloader.dataset.pipeline.2': dict(
+        type='Resize', scale=(128, 96), keep_ratio=False)})
+    torch.manual_seed(0)
+    _, task, model, _ = build_deploy_model(cfg)
+    files = {kind: tmp_path / f'{kind}.onnx' for kind in ('static', 'dynamic')}
+    export_model(cfg, task, copy.deepcopy(model), str(files['static']), dynamic=False)
+    export_model(cfg, task, copy.deepcopy(model), str(files['dynamic']), shape=(64, 96))
+    static, dynamic = (read_metadata(str(files[k])) for k in ('static', 'dynamic'))
+    assert static['input']['shape'] == [1, 3, 96, 128] and not static['input']['dynamic']
+    assert dynamic['input']['shape'] == ['batch', 3, 'height', 'width']
+    assert static['wrapper'] == dynamic['wrapper'] == 'OnnxTwoStageDetector'
+    x = torch.randn(1, 3, 96, 128, generator=torch.Generator().manual_seed(0)).numpy()
+    outputs = [meta['session'].run(None, {'input': x}) for meta in (static, dynamic)]
+    for name, ours, theirs in zip(static['outputs'], *outputs):
+        assert ours.shape == theirs.shape and len(theirs) > 0, name
+        assert_close(torch.from_numpy(ours).double(), torch.from_numpy(theirs).double(), name)

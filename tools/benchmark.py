@@ -99,10 +99,12 @@ def parse_args() -> argparse.Namespace:
                         help='compare with the acceptance targets; exit 1 when one is missed')
     parser.add_argument('--deploy', nargs='?', const='also', choices=['also', 'only'],
                         help='also (or only) time whole exported models in onnxruntime, batch '
-                        '1 (emo_mm.deploy.benchmark): SSDLite-EMO-1M/2M/5M against mmdet\'s '
+                        '1 (tools/deploy_benchmark.py): SSDLite-EMO-1M/2M/5M against mmdet\'s '
                         'SSDLite-MobileNetV2 at 320x320 (with and without boxes reaching '
                         'NMS), SSDLite-EMO-1M and DeepLabv3-EMO-1M (512x512) against PyTorch '
-                        'eager, and onnxruntime\'s profile by operator type')
+                        'eager, onnxruntime\'s profile by operator type, and SSDLite-EMO-1M, '
+                        'DeepLabv3-EMO-1M and SSDLite-MobileNetV2 in onnxruntime and OpenVINO '
+                        '(a column per runtime; OpenVINO: pip install emo-mm[openvino])')
     parser.add_argument('--deploy-threads', nargs='+', type=int, default=[2, 1],
                         help='thread counts of the --deploy comparisons (default: 2 1)')
     parser.add_argument('--deploy-blocks', type=int, default=10,
@@ -371,7 +373,7 @@ def main() -> int:
     args = parse_args()
     backbone_reps, backbone_warmup = 5, 2
     if args.deploy:  # whole models in onnxruntime: against each other and PyTorch eager
-        from emo_mm.deploy.benchmark import print_deploy_benchmark
+        from deploy_benchmark import print_deploy_benchmark  # tools/deploy_benchmark.py
         print_deploy_benchmark(
             threads=args.deploy_threads, blocks=args.deploy_blocks,
             calls=10 if args.reps is None else args.reps,

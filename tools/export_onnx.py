@@ -5,7 +5,8 @@
 
 Detection graphs end in boxes, scores and labels after non-maximum suppression; segmentation
 graphs in per-pixel logits and the class map at the input size. Input: the config's
-preprocessed batch (float32 NCHW, RGB, normalised by its mean/std). A config whose test
+preprocessed batch (float32 NCHW, in its data_preprocessor's channel order, normalised by its
+mean/std). A config whose test
 pipeline resizes every image to one size (SSDLite: 320x320) gets a static graph (batch 1, that
 size; no shape arithmetic, the fastest); the others (RetinaNet, segmentors: aspect ratio kept)
 a dynamic one (any batch, height, width); ``--dynamic`` makes any config's graph dynamic.
@@ -18,7 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a checkout, uninstalled
 
-from emo_mm.deploy import DeployError, export_onnx  # noqa: E402
+from emo_mm import cli  # noqa: E402
+from emo_mm.deploy import export_onnx  # noqa: E402
 from emo_mm.deploy.export import DEFAULT_OPSET  # noqa: E402
 
 
@@ -44,11 +46,8 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     start = time.perf_counter()
-    try:
-        meta = export_onnx(args.config, args.checkpoint, args.out, shape=args.shape,
-                           opset=args.opset, dynamic=True if args.dynamic else None)
-    except DeployError as exc:
-        sys.exit(f'error: {exc}')
+    meta = export_onnx(args.config, args.checkpoint, args.out, shape=args.shape,
+                       opset=args.opset, dynamic=True if args.dynamic else None)
     size = Path(args.out).stat().st_size / 2**20
     height, width = meta['shape']
     kind = (f'dynamic, traced at {height}x{width}' if meta['input']['dynamic'] else
@@ -61,4 +60,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    cli.run_tool(main)  # a user error: one `error: ...` line, exit status 1

@@ -28,7 +28,7 @@ assert v("mmengine").startswith("0.10.") and v("mmcv") == "2.1.0"
 assert v("mmdet") == "3.3.0" and v("mmsegmentation") == "1.2.2"
 assert int(v("setuptools").split(".")[0]) < 81  # mmengine imports pkg_resources
 for name in ("wheel", "ninja", "ftfy", "regex", "pytest", "pytest-xdist", "matplotlib", "onnx",
-             "onnxruntime"):
+             "onnxruntime", "openvino"):
     v(name)
 import torch, mmcv.ops
 from mmcv.ops import nms  # fails when mmcv was built without its compiled ops
@@ -87,7 +87,7 @@ if ! stack_ready; then
   # mmseg imports ftfy and regex without declaring them; pytest, pytest-xdist and matplotlib
   # run the tests; onnx and onnxruntime are the [deploy] extra (export, onnxruntime inference).
   pip_install "mmdet==3.3.0" "mmsegmentation==1.2.2" ftfy regex pytest pytest-xdist \
-    matplotlib onnx onnxruntime
+    matplotlib onnx onnxruntime "openvino>=2026.4"
 
   pip_install --no-build-isolation -e .
   stack_ready || { echo "error: the emo-mm stack is still incomplete after installing; run" \

@@ -4,7 +4,7 @@
                          [--show-dir DIR] [--tta] [--cfg-options k=v ...] [--launcher ...]
 
 CHECKPOINT is a ``.pth`` file (or URL), or an ``.onnx`` file from tools/export_onnx.py, which
-onnxruntime then runs. Several processes: tools/dist_test.sh CONFIG CHECKPOINT NPROC [options];
+onnxruntime then runs (``--backend openvino``: OpenVINO). Several processes: tools/dist_test.sh CONFIG CHECKPOINT NPROC [options];
 on a Slurm cluster: tools/slurm_test.sh PARTITION JOB_NAME CONFIG CHECKPOINT [options].
 """
 import argparse
@@ -33,6 +33,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--wait-time', type=float, default=2., help='seconds each --show lasts')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation '
                         '(the config\'s tta_model and tta_pipeline)')
+    parser.add_argument('--backend', choices=('onnxruntime', 'openvino'),
+                        help='the runtime of an .onnx CHECKPOINT (default onnxruntime; openvino: '
+                        '`pip install emo-mm[openvino]`)')
     cli.add_run_arguments(parser, 'test')
     return parser.parse_args()
 
@@ -45,9 +48,14 @@ def main() -> None:
     onnx = args.checkpoint.endswith('.onnx')
     if onnx:
         from emo_mm.deploy import use_onnx_model
-        use_onnx_model(cfg, args.checkpoint)  # onnxruntime runs the exported graph
+        # onnxruntime (or OpenVINO) runs the exported graph
+        use_onnx_model(cfg, args.checkpoint, args.backend or 'onnxruntime')
         runner.preflight(cfg, 'test')
     else:
+        if args.backend:
+            raise config_options.ConfigError(
+                f'--backend {args.backend} runs an exported .onnx file, not the checkpoint '
+                f'{args.checkpoint}; export it with tools/export_onnx.py')
         runner.preflight(cfg, 'test', checkpoint=args.checkpoint)
         cfg.load_from = args.checkpoint
     if args.show or args.show_dir:

@@ -1,10 +1,12 @@
 """Anchors and box decoding as mmdet computes them, traceable: shared by the single- and the
 two-stage detection graphs."""
 import math
-from typing import Any
+from typing import Any, List
 
 import torch
 from torch import Tensor, nn
+
+from .errors import DeployError
 
 
 class DeltaDecoder(nn.Module):
@@ -33,21 +35,47 @@ class DeltaDecoder(nn.Module):
         return boxes
 
 
+def unsupported_prior_generator(generator: Any) -> List[str]:
+    """What of a prior generator :class:`AnchorGrid` does not compute as mmdet does (empty:
+    all of it). The grid takes the generator's own ``base_anchors`` (so every option that only
+    shapes them, ``ratios``, ``scales``, ``octave_base_scale``, ``scales_per_octave``,
+    ``base_sizes``, ``scale_major``, ``centers``, ``center_offset``, SSD's and the legacy
+    generators' sizes, is computed as mmdet computes it) and shifts them by ``stride`` times
+    each cell's index, as ``AnchorGenerator.single_level_grid_priors``; a generator that places
+    its priors otherwise is named."""
+    from mmdet.models.task_modules.prior_generators import AnchorGenerator
+    kind = type(generator).__name__
+    if not isinstance(generator, AnchorGenerator) or \
+            not hasattr(generator, 'base_anchors'):
+        return [f'prior generator {kind} (the graph shifts an AnchorGenerator\'s base_anchors '
+                'over the feature map; point generators and others are not computed)']
+    placed = [name for name in ('single_level_grid_priors', 'grid_priors')
+              if getattr(type(generator), name) is not getattr(AnchorGenerator, name)]
+    if placed:
+        return [f'prior generator {kind} with its own {" and ".join(placed)} (the graph '
+                'computes AnchorGenerator.single_level_grid_priors)']
+    return []
+
+
 class AnchorGrid(nn.Module):
     """mmdet's ``AnchorGenerator.single_level_grid_priors``: ``(H * W * A, 4)`` anchors of a
-    level, ordered (row, column, anchor) as the head's outputs are flattened."""
+    level, ordered (row, column, anchor) as the head's outputs are flattened: the generator's
+    ``base_anchors`` (whose centres already hold ``center_offset``) shifted by ``stride``
+    times each cell's column and row."""
 
     def __init__(self, generator: Any) -> None:
         super().__init__()
+        problems = unsupported_prior_generator(generator)
+        if problems:
+            raise DeployError('; '.join(problems) + ': not supported for ONNX export')
         self.strides = [tuple(map(float, s)) for s in generator.strides]
-        self.center_offset = float(generator.center_offset)
         for level, anchors in enumerate(generator.base_anchors):
             self.register_buffer(f'base{level}', anchors.float(), persistent=False)
 
     def forward(self, level: int, height: Tensor, width: Tensor) -> Tensor:
         stride_w, stride_h = self.strides[level]
-        shift_x = (torch.arange(width).float() + self.center_offset) * stride_w
-        shift_y = (torch.arange(height).float() + self.center_offset) * stride_h
+        shift_x = torch.arange(width).float() * stride_w
+        shift_y = torch.arange(height).float() * stride_h
         shifts = torch.stack([shift_x[None, :].expand(height, width),
                               shift_y[:, None].expand(height, width)], dim=-1).repeat(1, 1, 2)
         return (shifts[:, :, None, :] + getattr(self, f'base{level}')).reshape(-1, 4)

@@ -1,34 +1,31 @@
 """Export an emo-mm (or any mmdet / mmseg) model to one self-contained ``.onnx`` file.
 
-Plain ``torch.onnx.export`` with the TorchScript exporter (``dynamo=False`` where torch has
-the choice; it keeps batch, height and width symbolic from one example, or fixes them for a
-static graph), on the inference form of the backbone (``switch_to_deploy``: BatchNorm folded)
-written as the graph should run it (:mod:`emo_mm.deploy.backbone_graph`: the same function,
-fewer layout and shape operations).
+Plain ``torch.onnx.export`` with the TorchScript exporter (``dynamo=False``; it keeps batch,
+height and width symbolic from one example, or fixes them for a static graph), on the inference
+form of the backbone (``switch_to_deploy``: BatchNorm folded) written as the graph should run it
+(:mod:`emo_mm.deploy.emo_graph`: the same function, fewer layout and shape operations).
 Supported: mmdet single-stage anchor detectors (SSD/SSDLite, RetinaNet), two-stage detectors
 (Faster / Mask R-CNN: :mod:`emo_mm.deploy.two_stage`) and mmseg ``EncoderDecoder`` segmentors
 (DeepLabv3, PSPNet, Semantic FPN, ...).
 """
 import copy
-import warnings
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Union
 
-import torch
 from mmengine.config import Config
 from torch import nn
 
-from ..compat import torchscript_onnx_exporter
+from ..registries import SCOPES, registry, scope_of_task
 from .errors import DeployError
-from .backbone_graph import export_form
+from .emo_graph import export_form
 from .graphs import DetectionGraph, SegmentationGraph, unsupported_detector_settings
+from .exportable import ExportableGraph
 from .input_size import fixed_input_size
-from .metadata import (IMG_SHAPE_CONVENTION, input_convention, model_fingerprint,
-                       write_metadata)
+from .tracing import trace_to_onnx
+from .metadata import (IMG_SHAPE_CONVENTION, channel_order, input_convention,
+                       model_fingerprint, write_metadata)
 
 DEFAULT_OPSET = 17
-DET_OUTPUTS = ('boxes', 'scores', 'labels', 'batch_index')
-SEG_OUTPUTS = ('seg_logits', 'seg_pred')
 SUPPORTED = ('mmdet single-stage anchor detectors with DeltaXYWHBBoxCoder (SSD/SSDLite, '
              'RetinaNet), mmdet two-stage detectors with RPNHead and StandardRoIHead (Faster '
              'R-CNN, Mask R-CNN) and mmseg EncoderDecoder segmentors (DeepLabv3, PSPNet, '
@@ -54,11 +51,10 @@ def task_of(cfg: Config, config_name: str = 'the config') -> str:
     :class:`DeployError` naming the family and what is supported."""
     scope = cfg.get('default_scope')
     model_type = cfg.get('model', {}).get('type')
+    cls = (registry(scope).get(model_type) if scope in SCOPES and isinstance(model_type, str)
+           else None)
     if scope == 'mmdet':
-        import mmdet.models  # noqa: F401  (registers mmdet's models)
         from mmdet.models.detectors import SingleStageDetector, TwoStageDetector
-        from mmdet.registry import MODELS
-        cls = MODELS.get(model_type) if isinstance(model_type, str) else None
         if cls is not None and issubclass(cls, TwoStageDetector):
             from .two_stage import check_config  # Faster / Mask R-CNN (RPN + StandardRoIHead)
             check_config(cfg.model, config_name)
@@ -66,10 +62,7 @@ def task_of(cfg: Config, config_name: str = 'the config') -> str:
         if cls is not None and issubclass(cls, SingleStageDetector):
             return 'detection'
     elif scope == 'mmseg':
-        import mmseg.models  # noqa: F401
         from mmseg.models.segmentors import CascadeEncoderDecoder, EncoderDecoder
-        from mmseg.registry import MODELS
-        cls = MODELS.get(model_type) if isinstance(model_type, str) else None
         if cls is not None and issubclass(cls, EncoderDecoder) and \
                 not issubclass(cls, CascadeEncoderDecoder):
             return 'segmentation'
@@ -77,64 +70,46 @@ def task_of(cfg: Config, config_name: str = 'the config') -> str:
                       f'{scope!r}), a family ONNX export does not know; supported: {SUPPORTED}')
 
 
-def _registry(task: str):
-    if task == 'detection':
-        from mmdet.registry import MODELS
-    else:
-        from mmseg.registry import MODELS
-    return MODELS
-
-
 def load_checkpoint_strict(model: nn.Module, checkpoint: str, config_name: str) -> dict:
-    """Loads ``checkpoint`` into ``model``, refusing one whose keys or shapes do not fit;
-    returns the checkpoint's ``meta`` (``{}`` if none)."""
-    from mmengine.runner.checkpoint import _load_checkpoint
-    if not (Path(checkpoint).is_file() or '://' in checkpoint):
-        raise DeployError(f'checkpoint {checkpoint!r} does not exist')
-    try:
-        ckpt = _load_checkpoint(checkpoint, map_location='cpu')
-    except Exception as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise DeployError(f'cannot read checkpoint {checkpoint!r}: {reason}') from exc
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor)
-                                              for v in state.values()):
-        raise DeployError(f'{checkpoint!r} holds no state_dict of tensors')
-    state = {k[7:] if k.startswith('module.') else k: v for k, v in state.items()}
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = [f'{k}: checkpoint {tuple(state[k].shape)}, model {tuple(own[k].shape)}'
-              for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or unexpected or shapes:
-        def some(items):
-            return ', '.join(items[:5]) + (f' (+{len(items) - 5} more)' if len(items) > 5 else '')
-        problems = [f'{len(missing)} missing keys: {some(missing)}' if missing else '',
-                    f'{len(unexpected)} unexpected keys: {some(unexpected)}' if unexpected
-                    else '', f'{len(shapes)} shape mismatches: {some(shapes)}' if shapes else '']
-        raise DeployError(f'checkpoint {checkpoint!r} does not fit {config_name}: ' +
-                          '; '.join(p for p in problems if p) +
-                          '. Use the config the checkpoint was trained with.')
+    """Loads ``checkpoint`` into ``model``, refusing one whose keys or shapes do not fit
+    (:func:`emo_mm.checkpoint_fit.fitting_state_dict`); returns the checkpoint's ``meta``
+    (``{}`` if none)."""
+    from ..checkpoint_fit import fitting_state_dict
+    state, loaded = fitting_state_dict(model, checkpoint, config_name)
     model.load_state_dict(state)
-    meta = ckpt.get('meta') if isinstance(ckpt, dict) else None
+    meta = loaded.get('meta')
     return meta if isinstance(meta, dict) else {}
 
 
 def dataset_meta_of(cfg: Config, checkpoint_meta: dict, task: str) -> Dict[str, Any]:
-    """Class names (and palette): the checkpoint's ``dataset_meta``, else the test dataset's
-    class ``METAINFO`` updated by the config's ``metainfo``."""
-    meta = checkpoint_meta.get('dataset_meta')
-    if not meta:
-        dataset = cfg.get('test_dataloader', {}).get('dataset', {})
-        if task == 'detection':
-            from mmdet.registry import DATASETS
-        else:
-            from mmseg.registry import DATASETS
-        cls = DATASETS.get(dataset.get('type', '')) if dataset.get('type') else None
-        meta = dict(getattr(cls, 'METAINFO', {}) or {})
-        meta.update(dataset.get('metainfo') or {})
+    """Class names and palette: the checkpoint's ``dataset_meta``, else the config's test
+    dataset's (:func:`test_dataset_meta`)."""
+    meta = checkpoint_meta.get('dataset_meta') or test_dataset_meta(cfg, task)
     return {k: [list(x) if isinstance(x, (list, tuple)) else x for x in v]
-            for k, v in meta.items() if k in ('classes', 'palette')}
+            for k, v in meta.items() if k in ('classes', 'palette') and v is not None}
+
+
+def test_dataset_meta(cfg: Config, task: str) -> Dict[str, Any]:
+    """The config's test dataset's ``metainfo`` as the framework's dataset class makes it
+    (its ``METAINFO`` updated by the config's ``metainfo``, a palette fitting the classes),
+    built without reading its annotations (``lazy_init``); ``{}`` without a test dataset."""
+    dataset = copy.deepcopy(cfg.get('test_dataloader', {}).get('dataset', {}))
+    if not dataset.get('type'):
+        return {}
+    DATASETS = registry(scope_of_task(task), 'DATASETS')
+    from mmengine.registry import DefaultScope
+    dataset.update(lazy_init=True, pipeline=[])  # the metainfo only
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
+        try:
+            return dict(DATASETS.build(dataset).metainfo)
+        except Exception:  # a dataset that needs more than its config to be built
+            cls = DATASETS.get(dataset['type'])
+            meta = dict(getattr(cls, 'METAINFO', {}) or {})
+            meta.update(dataset.get('metainfo') or {})
+            classes = meta.get('classes')
+            if classes and len(meta.get('palette') or []) != len(classes):
+                meta.pop('palette', None)  # one that does not fit the classes: none
+            return meta
 
 
 def build_deploy_model(config: Union[str, Config], checkpoint: Optional[str] = None,
@@ -150,7 +125,7 @@ def build_deploy_model(config: Union[str, Config], checkpoint: Optional[str] = N
     model_cfg = copy.deepcopy(cfg.model)
     if checkpoint is None:  # no download: the weights are random anyway
         model_cfg.get('backbone', {}).pop('init_cfg', None)
-    model = _registry(task).build(model_cfg)
+    model = registry(scope_of_task(task)).build(model_cfg)
     checkpoint_meta = {}
     if checkpoint is not None:
         checkpoint_meta = load_checkpoint_strict(model, checkpoint, config_name)
@@ -174,9 +149,6 @@ def export_onnx(config: Union[str, Config], checkpoint: Optional[str], out: str,
     for detection, the config's crop size or 512x512 for segmentation); a static graph takes
     the config's size, and another ``shape`` is refused.
     """
-    if opset < 14:
-        raise DeployError(f'opset {opset} < 14: scaled_dot_product_attention (EMO\'s '
-                          'attention) needs opset >= 14 with the TorchScript exporter')
     cfg, task, model, dataset_meta = build_deploy_model(config, checkpoint)
     name = Path(config).name if isinstance(config, str) else Path(cfg.filename or '').name
     fixed = fixed_input_size(cfg)
@@ -197,14 +169,22 @@ def export_onnx(config: Union[str, Config], checkpoint: Optional[str], out: str,
                         dynamic=dynamic)
 
 
-def check_detector(model: nn.Module) -> None:
-    """Raises :class:`DeployError` for a detector whose head the graph does not compute as
-    mmdet does (see :func:`~emo_mm.deploy.graphs.unsupported_detector_settings`)."""
+def build_graph(task: str, model: nn.Module, static: bool) -> ExportableGraph:
+    """The graph of an eval-mode ``model`` (a copy, its backbone in the export form of
+    :mod:`emo_mm.deploy.emo_graph`: the same function): detection (single- or two-stage) or
+    segmentation; a :class:`DeployError` names what it does not compute as mmdet / mmseg do."""
+    from .two_stage import TwoStageGraph, is_two_stage
+    form = export_form(copy.deepcopy(model), static=static)
+    if task == 'segmentation':
+        return SegmentationGraph(form, static=static)
+    if is_two_stage(model):
+        return TwoStageGraph(form, static=static)
     head = model.bbox_head
     problems = unsupported_detector_settings(head)
     if problems:
         raise DeployError(f'{type(head).__name__} with ' + '; '.join(problems) +
                           f' is not supported for ONNX export; supported: {SUPPORTED}')
+    return DetectionGraph(form, static=static)
 
 
 def export_model(cfg: Config, task: str, model: nn.Module, out: str,
@@ -212,86 +192,38 @@ def export_model(cfg: Config, task: str, model: nn.Module, out: str,
                  dataset_meta: Optional[dict] = None, config_name: Optional[str] = None,
                  checkpoint_name: Optional[str] = None, dynamic: bool = True) -> Dict[str, Any]:
     """Exports an eval-mode ``model`` built from ``cfg`` (its backbone switched to the
-    deploy form here if it is not yet); see :func:`export_onnx`. ``dynamic=False`` traces
-    batch 1 at ``shape`` (default: the config's fixed size) for that size only."""
+    deploy form here if it is not yet), every family the same way; see :func:`export_onnx`.
+    ``dynamic=False`` traces batch 1 at ``shape`` (default: the config's fixed size) for that
+    size only; ``dynamic=True`` traces ``shape`` (default: the graph's) and leaves batch,
+    height and width free."""
     model.eval()
     if hasattr(model.backbone, 'switch_to_deploy') and not getattr(model.backbone, 'deployed',
                                                                    True):
         model.backbone.switch_to_deploy()
-    deploy_form = bool(getattr(model.backbone, 'deployed', False))
     static = not dynamic
-    from .two_stage import export_two_stage, is_two_stage
-    if task == 'detection' and is_two_stage(model):  # its own graph and metadata (dynamic)
-        return export_two_stage(cfg, model, out, shape=tuple(shape or (320, 320)), opset=opset,
-                                dataset_meta=dataset_meta, config_name=config_name,
-                                checkpoint_name=checkpoint_name)
-    if task == 'detection':
-        check_detector(model)
-        default_shape = (320, 320)
-    else:
-        size = cfg.model.get('data_preprocessor', {}).get('size') or (512, 512)
-        default_shape = tuple(size)
+    graph = build_graph(task, model, static).eval()
+    if opset < graph.min_opset:
+        raise DeployError(f'opset {opset} < {graph.min_opset}: {graph.opset_reason}')
     if static and shape is None:
         shape = fixed_input_size(cfg)
-    shape = tuple(shape or default_shape)
-    # The graph runs the backbone in its export form (same function; see backbone_graph).
-    graph_model = export_form(copy.deepcopy(model), static=static)
-    if task == 'detection':
-        graph, outputs = DetectionGraph(graph_model, static=static), DET_OUTPUTS
-        inputs = ('input', 'img_shape')
-    else:
-        graph, outputs = SegmentationGraph(graph_model, static=static), SEG_OUTPUTS
-        inputs = ('input', )
-    example = torch.randn(1, 3, *shape, generator=torch.Generator().manual_seed(0))
-    args = (example, torch.tensor([shape], dtype=torch.int64))[:len(inputs)]
-    graph.eval()
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    dynamic_axes = {}
-    if dynamic:
-        dynamic_axes['input'] = {0: 'batch', 2: 'height', 3: 'width'}
-        if 'img_shape' in inputs:
-            dynamic_axes['img_shape'] = {0: 'batch'}
-        for name in outputs:
-            dynamic_axes[name] = {0: 'detections' if task == 'detection' else 'batch'}
-        if task == 'segmentation':
-            dynamic_axes['seg_logits'].update({2: 'height', 3: 'width'})
-            dynamic_axes['seg_pred'].update({1: 'height', 2: 'width'})
-    elif task == 'detection':
-        dynamic_axes = {name: {0: 'detections'} for name in outputs}
-    with warnings.catch_warnings(), torch.no_grad():
-        # Tracer warnings name Python-level decisions; those left are on static values
-        # (channel counts, asserts), while sizes stay symbolic (the tests run other sizes).
-        warnings.filterwarnings('ignore', category=torch.jit.TracerWarning)
-        warnings.filterwarnings('ignore', message='.*onnx.*', category=UserWarning)
-        warnings.filterwarnings('ignore', category=DeprecationWarning)
-        torch.onnx.export(graph, args, str(out), input_names=list(inputs),
-                          output_names=list(outputs), dynamic_axes=dynamic_axes,
-                          opset_version=opset, do_constant_folding=True,
-                          **torchscript_onnx_exporter())
-    input_shape = [1, 3, *shape] if static else ['batch', 3, 'height', 'width']
+    shape = tuple(shape or graph.default_shape(cfg))
+    trace_to_onnx(graph, graph.example_inputs(shape), str(out), graph.input_names,
+                  graph.output_names, graph.dynamic_axes(), opset)
     preprocessor = cfg.model.get('data_preprocessor', {})
-    meta = dict(
-        task=task, family=cfg.model.type,
-        config=config_name, checkpoint=checkpoint_name,
-        input=dict(convention=input_convention(task, static), name='input', dtype='float32',
-                   layout='NCHW', shape=input_shape, dynamic=dynamic,
-                   channels='RGB' if preprocessor.get('bgr_to_rgb') else 'BGR',
-                   mean=list(preprocessor.get('mean') or [0, 0, 0]),
-                   std=list(preprocessor.get('std') or [1, 1, 1]),
-                   normalised_in_graph=False),
-        inputs=list(inputs), outputs=list(outputs), model=model_fingerprint(cfg.model),
-        dataset_meta=dataset_meta or {},
-        opset=opset, shape=list(shape), deploy_form=deploy_form)
-    defaults = {}
-    if task == 'detection':
-        meta.update(num_classes=graph.num_classes, max_per_img=graph.max_per_img)
-        meta['input']['img_shape'] = IMG_SHAPE_CONVENTION
-        # Not fed: every image fills the input (the largest int32 is cut to the input size).
-        defaults['img_shape'] = [list(shape)] if static else [[2**31 - 1] * 2]
-    else:
-        meta.update(num_classes=model.decode_head.num_classes,
-                    out_channels=model.decode_head.out_channels,
-                    align_corners=graph.align_corners,
-                    threshold=getattr(model.decode_head, 'threshold', None))
-    write_metadata(str(out), meta, input_defaults=defaults)
+    channels = channel_order(preprocessor)
+    input_meta = dict(
+        convention=input_convention(static, channels) + graph.convention(), name='input',
+        dtype='float32', layout='NCHW',
+        shape=[1, 3, *shape] if static else ['batch', 3, 'height', 'width'], dynamic=dynamic,
+        channels=channels, mean=list(preprocessor.get('mean') or [0, 0, 0]),
+        std=list(preprocessor.get('std') or [1, 1, 1]), normalised_in_graph=False)
+    if 'img_shape' in graph.input_names:
+        input_meta['img_shape'] = IMG_SHAPE_CONVENTION
+    meta = dict(task=task, family=cfg.model.type, config=config_name,
+                checkpoint=checkpoint_name, input=input_meta, inputs=list(graph.input_names),
+                outputs=list(graph.output_names), model=model_fingerprint(cfg.model),
+                dataset_meta=dataset_meta or {}, opset=opset, shape=list(shape),
+                deploy_form=bool(getattr(model.backbone, 'deployed', False)),
+                **graph.metadata())
+    write_metadata(str(out), meta, input_defaults=graph.input_defaults(shape))
     return meta

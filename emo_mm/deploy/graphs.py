@@ -16,7 +16,8 @@ the detection tail sizes its candidates, by how many pass ``score_thr``).
   ``labels`` ``(M,)`` and ``batch_index`` ``(M,)``, grouped by image, each image's by
   descending score.
 * :class:`SegmentationGraph` (mmseg ``EncoderDecoder``): decode head logits resized to the
-  input size, ``seg_logits`` ``(N, C, H, W)``, and their argmax ``seg_pred`` ``(N, H, W)``.
+  input size, ``seg_logits`` ``(N, C, H, W)``, and their argmax ``seg_pred`` ``(N, H, W)``
+  (single-channel heads: ``sigmoid > threshold``).
 """
 from typing import Optional, Tuple, Union
 
@@ -24,8 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .box_ops import AnchorGrid, DeltaDecoder
+from .box_ops import AnchorGrid, DeltaDecoder, unsupported_prior_generator
 from .errors import DeployError
+from .exportable import DetectionOutputs, ExportableGraph
 from .nms import onnx_nms
 
 Size = Union[int, Tensor]
@@ -47,10 +49,7 @@ def unsupported_detector_settings(head: nn.Module) -> list:
     elif getattr(coder, 'add_ctr_clamp', False):
         problems.append('bbox_coder.add_ctr_clamp=True (centre-offset clamping is not in the '
                         'graph)')
-    generator = getattr(head, 'prior_generator', None)
-    if generator is None or not hasattr(generator, 'base_anchors'):
-        problems.append(f'prior generator {type(generator).__name__} (the graph makes anchor '
-                        'grids from base_anchors)')
+    problems += unsupported_prior_generator(getattr(head, 'prior_generator', None))
     cfg = getattr(head, 'test_cfg', None) or {}
     nms = cfg.get('nms') or {}
     if nms.get('type', 'nms') != 'nms':
@@ -61,7 +60,7 @@ def unsupported_detector_settings(head: nn.Module) -> list:
     return problems
 
 
-class DetectionGraph(nn.Module):
+class DetectionGraph(DetectionOutputs, ExportableGraph):
     """A single-stage anchor detector with its post-processing; see the module docstring.
 
     Args:
@@ -69,6 +68,9 @@ class DetectionGraph(nn.Module):
         static: trace for one input size: every size is a Python number (no shape arithmetic
             in the graph), which then runs at the traced batch size and size only.
     """
+
+    task = 'detection'
+    output_names = DetectionOutputs.box_outputs
 
     def __init__(self, detector: nn.Module, static: bool = False) -> None:
         super().__init__()
@@ -91,6 +93,9 @@ class DetectionGraph(nn.Module):
         self.max_per_img = int(cfg.get('max_per_img', 100))
         self.anchor_grid = AnchorGrid(head.prior_generator)
         self.decoder = DeltaDecoder(head.bbox_coder)
+
+    def metadata(self) -> dict:
+        return dict(num_classes=self.num_classes, max_per_img=self.max_per_img)
 
     def size(self, x: Tensor, dim: int) -> Size:
         """``x.shape[dim]``: a constant of a static graph, a traced value of a dynamic one."""
@@ -255,18 +260,41 @@ def make_upsampling_traceable(model: nn.Module) -> None:
                                                         child.align_corners))
 
 
-class SegmentationGraph(nn.Module):
+class SegmentationGraph(ExportableGraph):
     """An mmseg ``EncoderDecoder`` as traced: ``(N, 3, H, W)`` -> ``seg_logits``
     ``(N, C, H, W)`` (bilinear, the decode head's ``align_corners``) and ``seg_pred``
-    ``(N, H, W)`` int64. ``static``: as :class:`DetectionGraph`'s."""
+    ``(N, H, W)`` int64: their argmax, or for a single-channel head (``out_channels=1``)
+    ``sigmoid(logits) > threshold``, as mmseg. ``static``: as :class:`DetectionGraph`'s."""
+
+    task = 'segmentation'
+    output_names = ('seg_logits', 'seg_pred')
 
     def __init__(self, segmentor: nn.Module, static: bool = False) -> None:
         super().__init__()
         self.segmentor = segmentor
         self.static = static
         self.align_corners = bool(segmentor.decode_head.align_corners)
+        # A single-channel (binary) head: mmseg thresholds its sigmoid instead of an argmax.
+        self.threshold = (float(segmentor.decode_head.threshold)
+                          if segmentor.decode_head.out_channels == 1 else None)
         make_pooling_traceable(segmentor, static)
         make_upsampling_traceable(segmentor)
+
+    def default_shape(self, cfg) -> Tuple[int, int]:
+        """The data preprocessor's padded size, else 512x512."""
+        return tuple(cfg.model.get('data_preprocessor', {}).get('size') or (512, 512))
+
+    def dynamic_axes(self) -> dict:
+        if self.static:
+            return {}
+        return dict(input={0: 'batch', 2: 'height', 3: 'width'},
+                    seg_logits={0: 'batch', 2: 'height', 3: 'width'},
+                    seg_pred={0: 'batch', 1: 'height', 2: 'width'})
+
+    def metadata(self) -> dict:
+        head = self.segmentor.decode_head
+        return dict(num_classes=head.num_classes, out_channels=head.out_channels,
+                    align_corners=self.align_corners, threshold=self.threshold)
 
     def forward(self, inputs: Tensor) -> Tuple[Tensor, Tensor]:
         logits = self.segmentor.decode_head(self.segmentor.extract_feat(inputs))
@@ -274,4 +302,6 @@ class SegmentationGraph(nn.Module):
             (_size(inputs, 2), _size(inputs, 3))
         logits = F.interpolate(logits, size=size, mode='bilinear',
                                align_corners=self.align_corners)
+        if self.threshold is not None:  # one channel: as mmseg's postprocess_result
+            return logits, (logits[:, 0].sigmoid() > self.threshold).long()
         return logits, logits.argmax(1)

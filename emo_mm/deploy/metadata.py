@@ -4,7 +4,8 @@ Every file carries, as ONNX ``metadata_props`` (keys ``emo_mm.*``, JSON values):
 
 * ``task``: ``'detection'`` or ``'segmentation'``; ``family``: the model type (``SSD``...);
 * ``input``: the input convention (:func:`input_convention`) with the config's ``mean``/``std``:
-  a float32 ``(N, 3, H, W)`` batch, RGB, normalised ``(pixel - mean) / std`` by the config's
+  a float32 ``(N, 3, H, W)`` batch, in the config's channel order (``channels``: RGB when its
+  ``data_preprocessor`` has ``bgr_to_rgb=True``, else BGR), normalised ``(pixel - mean) / std`` by the config's
   ``data_preprocessor`` (which the runtime wrappers run); ``shape`` ``[1, 3, H, W]`` for a
   static graph (that size only) or ``['batch', 3, 'height', 'width']`` (any), ``dynamic``;
   detection graphs add ``img_shape`` (:data:`IMG_SHAPE_CONVENTION`);
@@ -22,9 +23,9 @@ from .errors import DeployError
 
 PREFIX = 'emo_mm.'
 FORMAT_VERSION = 1
-INPUT_CONVENTION = ('float32 NCHW (any batch, height, width), RGB, normalised: '
-                    '(pixel - mean) / std with the config\'s data_preprocessor mean/std; '
-                    'detection boxes come out in input pixels')
+INPUT_CONVENTION = ('float32 NCHW ({sizes}), {channels}, normalised: (pixel - mean) / std '
+                    'with the config\'s data_preprocessor mean/std; detection boxes come out in '
+                    'input pixels')
 # Detection graphs' second input (shared by every detection graph of emo_mm.deploy).
 IMG_SHAPE_CONVENTION = ('img_shape: int64 (N, 2), rows (height, width) of each image inside '
                         'the padded batch (mmdet\'s metainfo img_shape); boxes are clipped to '
@@ -32,12 +33,22 @@ IMG_SHAPE_CONVENTION = ('img_shape: int64 (N, 2), rows (height, width) of each i
                         'not fed, every image fills the input')
 
 
-def input_convention(task: str, static: bool) -> str:
-    """The ``input`` convention of a graph, in words."""
+def channel_order(preprocessor: Dict[str, Any]) -> str:
+    """``'RGB'`` or ``'BGR'``: the channel order of the batches a config's
+    ``data_preprocessor`` makes. The images are loaded BGR (mmcv); ``bgr_to_rgb`` (or its
+    alias ``rgb_to_bgr``) flips them."""
+    flipped = bool(preprocessor.get('bgr_to_rgb') or preprocessor.get('rgb_to_bgr'))
+    return 'RGB' if flipped else 'BGR'
+
+
+def input_convention(static: bool, channels: str = 'RGB') -> str:
+    """The ``input`` convention of every graph, in words; ``channels``:
+    :func:`channel_order`."""
     sizes = ('batch 1, the exported height and width only' if static else
              'any batch, height, width')
-    text = INPUT_CONVENTION.replace('any batch, height, width', sizes)
-    return text + ('; second input ' + IMG_SHAPE_CONVENTION if task == 'detection' else '')
+    return INPUT_CONVENTION.format(sizes=sizes, channels=channels)
+
+
 # Keys that change training only, never what an exported graph computes.
 TRAINING_ONLY_KEYS = frozenset({
     'init_cfg', 'pretrained', 'train_cfg', 'norm_eval', 'frozen_stages', 'drop_path_rate',
@@ -111,12 +122,14 @@ def write_metadata(onnx_file: str, meta: Dict[str, Any],
     onnx.save(model, onnx_file)
 
 
-def read_metadata(onnx_file: str, with_session: bool = True) -> Dict[str, Any]:
+def read_metadata(onnx_file: str, with_session: bool = True,
+                  backend: str = 'onnxruntime') -> Dict[str, Any]:
     """The ``emo_mm.*`` metadata of an exported file, checked to exist and to be ours.
 
-    ``with_session``: also open it in onnxruntime (which proves the graph loads) and return
-    that session as ``meta['session']`` (the one the runtime wrappers use); otherwise only the
-    file is parsed (``onnx``), for checks made before a model is built.
+    ``with_session``: also open it in ``backend`` (``'onnxruntime'`` or ``'openvino'``; which
+    proves the graph loads) and return that :class:`~emo_mm.deploy.session.RuntimeSession` as
+    ``meta['session']`` (the one the runtime wrappers use); otherwise only the file is parsed
+    (``onnx``), for checks made before a model is built.
     """
     path = Path(onnx_file)
     if not path.is_file():
@@ -124,9 +137,9 @@ def read_metadata(onnx_file: str, with_session: bool = True) -> Dict[str, Any]:
                           '`python tools/export_onnx.py CONFIG CHECKPOINT --out FILE.onnx`')
     session = None
     if with_session:
-        from .session import create_session
-        session = create_session(onnx_file)
-        props = session.get_modelmeta().custom_metadata_map
+        from .session import open_session
+        session = open_session(onnx_file, backend)
+        props = session.metadata
     else:
         props = _file_metadata(onnx_file)
     meta = {k[len(PREFIX):]: json.loads(v) for k, v in props.items() if k.startswith(PREFIX)}

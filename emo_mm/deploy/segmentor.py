@@ -1,4 +1,4 @@
-"""``OnnxSegmentor``: an exported segmentor run by onnxruntime, as an mmseg model.
+"""``OnnxSegmentor``: an exported segmentor run by onnxruntime or OpenVINO, as an mmseg model.
 
 Registered in mmseg's ``MODELS``, so a config builds it (``type='OnnxSegmentor'``, see
 :func:`emo_mm.deploy.use_onnx_model`) and ``tools/test.py``, ``inference_model`` and the
@@ -17,14 +17,15 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 from .errors import DeployError
-from .metadata import dataset_meta, read_metadata
-from .session import check_input_shape
+from .runtime_model import RuntimeModelMixin
+from .session import DEFAULT_BACKEND, check_input_shape
 
 
 @MODELS.register_module()
-class OnnxSegmentor(BaseSegmentor):
+class OnnxSegmentor(RuntimeModelMixin, BaseSegmentor):
     """Args: ``onnx_file`` (from ``tools/export_onnx.py``), ``data_preprocessor`` and
-    ``test_cfg`` (the config's)."""
+    ``test_cfg`` (the config's), ``backend`` (the runtime: ``'onnxruntime'`` or
+    ``'openvino'``)."""
 
     # mmseg's inference and post-processing, unchanged (they call encode_decode below).
     predict = EncoderDecoder.predict
@@ -33,15 +34,11 @@ class OnnxSegmentor(BaseSegmentor):
     slide_inference = EncoderDecoder.slide_inference
 
     def __init__(self, onnx_file: str, data_preprocessor: Dict[str, Any] = None,
-                 test_cfg: Dict[str, Any] = None, init_cfg: Dict[str, Any] = None) -> None:
+                 test_cfg: Dict[str, Any] = None, init_cfg: Dict[str, Any] = None,
+                 backend: str = DEFAULT_BACKEND) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        meta = read_metadata(onnx_file)
-        if meta['task'] != 'segmentation':
-            raise DeployError(f'{onnx_file!r} is a {meta["task"]} model, not a segmentor')
-        self.onnx_file = str(onnx_file)
-        self.session = meta.pop('session')
-        self.onnx_meta = meta
-        self.dataset_meta = dataset_meta(meta)
+        meta = self.open_exported(onnx_file, 'a segmentor',
+                                  lambda meta: meta['task'] == 'segmentation', backend)
         self.test_cfg = ConfigDict(test_cfg or dict(mode='whole'))
         self.align_corners = meta['align_corners']
         self.num_classes = meta['num_classes']
@@ -54,7 +51,7 @@ class OnnxSegmentor(BaseSegmentor):
 
     def encode_decode(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
         """``(N, 3, H, W)`` preprocessed batch -> ``(N, C, H, W)`` logits (the graph's)."""
-        check_input_shape(self.session, self.onnx_meta, tuple(inputs.shape), self.onnx_file)
+        check_input_shape(self.onnx_meta, tuple(inputs.shape), self.onnx_file)
         logits = self.session.run(['seg_logits'],
                                   {'input': inputs.detach().cpu().float().numpy()})[0]
         return torch.from_numpy(logits).to(inputs.device)

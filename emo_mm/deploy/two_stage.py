@@ -21,37 +21,30 @@ Outputs: ``boxes`` ``(M, 4)`` (input pixels), ``scores`` ``(M,)``, ``labels`` ``
 ``batch_index`` ``(M,)``, grouped by image, best first, and for Mask R-CNN ``mask_logits``
 ``(M, h, w)`` at the mask head's size (28x28), in the frame of each box. mmdet's
 ``FCNMaskHead`` post-processing (sigmoid, paste into the image by bilinear sampling,
-``mask_thr_binary``) runs in :class:`emo_mm.deploy.mask_detector.OnnxTwoStageDetector`.
+``mask_thr_binary``) runs in :class:`emo_mm.deploy.two_stage_detector.OnnxTwoStageDetector`.
 
 Proposals are laid out per image in ``max_per_img`` slots (an image with fewer proposals has
 empty slots, whose scores cannot pass any threshold), so the per-class NMS of the second stage
 is one ONNX ``NonMaxSuppression`` over ``N x classes`` batches of the same slots, exactly per
 class (mmdet offsets each class's boxes instead; the kept sets agree up to float rounding).
 """
-import copy
-import warnings
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
-from mmengine.config import Config
 from torch import Tensor, nn
 
-from ..compat import torchscript_onnx_exporter
-from .box_ops import AnchorGrid, DeltaDecoder
+from .box_ops import AnchorGrid, DeltaDecoder, unsupported_prior_generator
 from .errors import DeployError
-from .metadata import IMG_SHAPE_CONVENTION, input_convention, model_fingerprint, write_metadata
+from .exportable import DetectionOutputs, ExportableGraph
 from .nms import onnx_nms
 from .roi_align import MIN_OPSET, MultiLevelRoIAlign
 
 WRAPPER = 'OnnxTwoStageDetector'
-BOX_OUTPUTS = ('boxes', 'scores', 'labels', 'batch_index')
 MASK_OUTPUT = 'mask_logits'
 # What the two-stage outputs add to every detection graph's input convention.
 MASK_CONVENTION = ('; mask_logits: each detection\'s class logits at the mask head\'s size in '
                    'the frame of its box (sigmoid, paste into the box, threshold '
                    'mask_thr_binary)')
-NOT_FED = 2**31 - 1  # img_shape's default: cut to the input's size, every image fills it
 SUPPORTED = ('two-stage detectors with an RPNHead and a StandardRoIHead (Faster R-CNN, Mask '
              'R-CNN): AnchorGenerator, DeltaXYWHBBoxCoder, SingleRoIExtractor with RoIAlign '
              '(avg), BBoxHead, FCNMaskHead, nms')
@@ -75,7 +68,9 @@ def check_config(model_cfg: dict, config_name: str) -> None:
     computes exactly (checked again on the built model by :func:`check_model`)."""
     from mmdet.models.dense_heads import RPNHead
     from mmdet.models.roi_heads import StandardRoIHead
-    from mmdet.registry import MODELS
+
+    from ..registries import registry
+    MODELS = registry('mmdet')
     rpn = model_cfg.get('rpn_head') or {}
     roi = model_cfg.get('roi_head') or {}
     problems = []
@@ -103,8 +98,8 @@ def check_model(detector: nn.Module) -> None:
     :class:`TwoStageGraph` does not compute as mmdet does."""
     problems = []
     rpn, roi = detector.rpn_head, detector.roi_head
-    if not hasattr(getattr(rpn, 'prior_generator', None), 'base_anchors'):
-        problems.append(f'RPN prior generator {type(rpn.prior_generator).__name__}')
+    problems += [f'RPN {p}' for p in
+                 unsupported_prior_generator(getattr(rpn, 'prior_generator', None))]
     problems += _check_coder(rpn.bbox_coder, 'RPN')
     problems += _check_coder(roi.bbox_head.bbox_coder, 'box head')
     if roi.with_shared_head:
@@ -148,16 +143,22 @@ def _rank_in_image(image: Tensor, batch: Tensor) -> Tuple[Tensor, Tensor, Tensor
     return torch.arange(_size(image, 0)) - first[image], counts, first
 
 
-class TwoStageGraph(nn.Module):
+class TwoStageGraph(DetectionOutputs, ExportableGraph):
     """A Faster / Mask R-CNN with its inference post-processing; see the module docstring.
 
     ``forward(inputs (N, 3, H, W), img_shape (N, 2) int64)`` -> ``boxes, scores, labels,
     batch_index[, mask_logits]``.
     """
 
-    def __init__(self, detector: nn.Module) -> None:
+    task = 'detection'
+    min_opset = MIN_OPSET
+    opset_reason = ('two-stage detectors need ONNX RoiAlign with coordinate_transformation_mode '
+                    f'(opset >= {MIN_OPSET})')
+
+    def __init__(self, detector: nn.Module, static: bool = False) -> None:
         super().__init__()
         check_model(detector)
+        self.static = static  # traced at one size; the graph computes its sizes either way
         self.detector = detector
         rpn, roi = detector.rpn_head, detector.roi_head
         rpn_cfg, rcnn_cfg = detector.test_cfg.rpn, detector.test_cfg.rcnn
@@ -189,7 +190,20 @@ class TwoStageGraph(nn.Module):
 
     @property
     def output_names(self) -> Tuple[str, ...]:
-        return BOX_OUTPUTS + ((MASK_OUTPUT, ) if self.with_mask else ())
+        return self.box_outputs + ((MASK_OUTPUT, ) if self.with_mask else ())
+
+    def convention(self) -> str:
+        return super().convention() + (MASK_CONVENTION if self.with_mask else '')
+
+    def metadata(self) -> Dict[str, Any]:
+        meta = dict(wrapper=WRAPPER, num_classes=self.num_classes,
+                    max_per_img=self.max_per_img, rpn_max_per_img=self.rpn_max_per_img)
+        if self.with_mask:
+            head = self.detector.roi_head.mask_head
+            upsampled = head.scale_factor if head.upsample is not None else 1
+            meta.update(mask_thr_binary=self.mask_thr_binary,
+                        mask_size=[int(s * upsampled) for s in self.mask_extractor.output_size])
+        return meta
 
     # ---------------------------------------------------------------------------- first stage
     def proposals(self, feats: List[Tensor], limits: Tensor) -> Tuple[Tensor, Tensor]:
@@ -292,61 +306,6 @@ class TwoStageGraph(nn.Module):
         if self.mask_class_agnostic:
             return logits[:, 0]
         return logits[torch.arange(_size(labels, 0)), labels]
-
-
-# -------------------------------------------------------------------------------------- export
-def export_two_stage(cfg: Config, model: nn.Module, out: str, shape: Tuple[int, int],
-                     opset: int, dataset_meta: Optional[dict], config_name: Optional[str],
-                     checkpoint_name: Optional[str]) -> Dict[str, Any]:
-    """Exports an eval-mode two-stage ``model`` (backbone already in deploy form) built from
-    ``cfg`` to ``out``; returns the metadata written into the file."""
-    if opset < MIN_OPSET:
-        raise DeployError(f'opset {opset} < {MIN_OPSET}: two-stage detectors need ONNX '
-                          f'RoiAlign with coordinate_transformation_mode (opset >= {MIN_OPSET})')
-    from .backbone_graph import export_form
-    # The backbone as the graph should run it (the same function; see backbone_graph).
-    graph = TwoStageGraph(export_form(copy.deepcopy(model), static=False)).eval()
-    outputs = graph.output_names
-    example = torch.randn(1, 3, *shape, generator=torch.Generator().manual_seed(0))
-    img_shape = torch.tensor([list(shape)], dtype=torch.long)
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    dynamic = {'input': {0: 'batch', 2: 'height', 3: 'width'}, 'img_shape': {0: 'batch'}}
-    dynamic.update({name: {0: 'detections'} for name in outputs})
-    with warnings.catch_warnings(), torch.no_grad():
-        # Tracer warnings name Python-level decisions on static values (channel counts, the
-        # configured limits); sizes and counts stay symbolic (the tests run other sizes).
-        warnings.filterwarnings('ignore', category=torch.jit.TracerWarning)
-        warnings.filterwarnings('ignore', message='.*onnx.*', category=UserWarning)
-        warnings.filterwarnings('ignore', category=DeprecationWarning)
-        torch.onnx.export(graph, (example, img_shape), str(out),
-                          input_names=['input', 'img_shape'], output_names=list(outputs),
-                          dynamic_axes=dynamic, opset_version=opset, do_constant_folding=True,
-                          **torchscript_onnx_exporter())
-    preprocessor = cfg.model.get('data_preprocessor', {})
-    # The keys every exported file carries (emo_mm.deploy.metadata), then the two-stage ones.
-    meta = dict(
-        task='detection', family=cfg.model.type, wrapper=WRAPPER,
-        config=config_name, checkpoint=checkpoint_name,
-        input=dict(convention=input_convention('detection', static=False) +
-                   (MASK_CONVENTION if graph.with_mask else ''),
-                   name='input', dtype='float32', layout='NCHW',
-                   shape=['batch', 3, 'height', 'width'], dynamic=True,
-                   channels='RGB' if preprocessor.get('bgr_to_rgb') else 'BGR',
-                   mean=list(preprocessor.get('mean') or [0, 0, 0]),
-                   std=list(preprocessor.get('std') or [1, 1, 1]),
-                   normalised_in_graph=False, img_shape=IMG_SHAPE_CONVENTION),
-        inputs=['input', 'img_shape'], outputs=list(outputs),
-        model=model_fingerprint(cfg.model), dataset_meta=dataset_meta or {}, opset=opset,
-        shape=list(shape), deploy_form=bool(getattr(model.backbone, 'deployed', False)),
-        num_classes=graph.num_classes, max_per_img=graph.max_per_img,
-        rpn_max_per_img=graph.rpn_max_per_img)
-    if graph.with_mask:
-        head = model.roi_head.mask_head
-        upsampled = head.scale_factor if head.upsample is not None else 1
-        meta.update(mask_thr_binary=graph.mask_thr_binary,
-                    mask_size=[int(s * upsampled) for s in graph.mask_extractor.output_size])
-    write_metadata(str(out), meta, input_defaults={'img_shape': [[NOT_FED] * 2]})
-    return meta
 
 
 def is_two_stage(model: nn.Module) -> bool:

@@ -83,26 +83,14 @@ def check_checkpoint_fits(cfg: Config, checkpoint: str) -> None:
     """
     from mmengine.registry import init_default_scope
 
-    from ..models.backbones.pretrained import CheckpointError, mismatches, pick_state_dict, \
-        read_checkpoint
+    from ..checkpoint_fit import fitting_state_dict
+    from ..registries import registry
     if not is_local(checkpoint):
         return  # URLs are left to mmengine
-    state = pick_state_dict(read_checkpoint(checkpoint), checkpoint)
     framework = framework_of(cfg)
     init_default_scope(framework)
-    model = _model_registry(framework).build(cfg.model.copy())
-    problems = mismatches(model.state_dict(), state)
-    if problems:
-        raise CheckpointError(f'checkpoint {checkpoint} does not fit the model of '
-                              f'{cfg.filename}: {problems}. Was it trained with another config?')
-
-
-def _model_registry(framework: str):
-    if framework == 'mmdet':
-        from mmdet.registry import MODELS
-    else:
-        from mmseg.registry import MODELS
-    return MODELS
+    model = registry(framework).build(cfg.model.copy())
+    fitting_state_dict(model, checkpoint, cfg.filename)
 
 
 def preflight(cfg: Config, run: str, checkpoint: Optional[str] = None) -> None:

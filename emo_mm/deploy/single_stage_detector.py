@@ -1,4 +1,5 @@
-"""``OnnxDetector``: an exported detector run by onnxruntime, as an mmdet model.
+"""``OnnxDetector``: an exported single-stage detector (SSD/SSDLite, RetinaNet) run by
+onnxruntime or OpenVINO (:mod:`emo_mm.deploy.session`), as an mmdet model.
 
 Registered in mmdet's ``MODELS``, so a config builds it (``type='OnnxDetector'``, see
 :func:`emo_mm.deploy.use_onnx_model`) and ``tools/test.py``, ``inference_detector`` and the
@@ -19,33 +20,29 @@ from mmengine.structures import InstanceData
 from torch import Tensor
 
 from .errors import DeployError
-from .metadata import dataset_meta, read_metadata
-from .session import check_input_shape, graph_batch_size, optional_inputs
+from .runtime_model import RuntimeModelMixin
+from .session import DEFAULT_BACKEND, check_input_shape, graph_batch_size
 
 
 @MODELS.register_module()
-class OnnxDetector(BaseDetector):
+class OnnxDetector(RuntimeModelMixin, BaseDetector):
     """Args: ``onnx_file`` (from ``tools/export_onnx.py``), ``data_preprocessor`` (the
-    config's)."""
+    config's), ``backend`` (the runtime: ``'onnxruntime'`` or ``'openvino'``)."""
 
     def __init__(self, onnx_file: str, data_preprocessor: Dict[str, Any] = None,
-                 init_cfg: Dict[str, Any] = None) -> None:
+                 init_cfg: Dict[str, Any] = None, backend: str = DEFAULT_BACKEND) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        meta = read_metadata(onnx_file)
-        if meta['task'] != 'detection':
-            raise DeployError(f'{onnx_file!r} is a {meta["task"]} model, not a detector')
-        self.onnx_file = str(onnx_file)
-        self.session = meta.pop('session')
-        self.onnx_meta = meta
-        self.dataset_meta = dataset_meta(meta)
-        names = [i.name for i in self.session.get_inputs()] + optional_inputs(self.session)
+        self.open_exported(onnx_file, 'a single-stage detector',
+                           lambda meta: meta['task'] == 'detection' and 'wrapper' not in meta,
+                           backend)
+        names = self.session.required_inputs + self.session.optional_inputs
         self.takes_img_shape = 'img_shape' in names  # files exported before it: input only
 
     def run_graph(self, inputs: Tensor, img_shapes: Sequence[Sequence[int]] = None) -> List:
         """``[boxes, scores, labels, batch_index]`` numpy arrays for a preprocessed batch
         ``(N, 3, H, W)``; ``img_shapes``: ``(height, width)`` of each image inside it (default:
         the whole input). Raises :class:`DeployError` for a batch the graph does not take."""
-        check_input_shape(self.session, self.onnx_meta, tuple(inputs.shape), self.onnx_file)
+        check_input_shape(self.onnx_meta, tuple(inputs.shape), self.onnx_file)
         feed = {'input': inputs.detach().cpu().float().numpy()}
         if self.takes_img_shape:
             shapes = img_shapes if img_shapes is not None else [inputs.shape[-2:]] * len(inputs)

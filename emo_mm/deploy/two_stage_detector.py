@@ -1,5 +1,5 @@
-"""``OnnxTwoStageDetector``: an exported Mask R-CNN / Faster R-CNN run by onnxruntime, as an
-mmdet model.
+"""``OnnxTwoStageDetector``: an exported Mask R-CNN / Faster R-CNN run by onnxruntime or
+OpenVINO, as an mmdet model.
 
 Registered in mmdet's ``MODELS``, so a config builds it (``type='OnnxTwoStageDetector'``, see
 :func:`emo_mm.deploy.use_onnx_model`) and ``tools/test.py``, ``inference_detector``,
@@ -24,7 +24,7 @@ from mmengine.structures import InstanceData
 from torch import Tensor
 
 from .errors import DeployError
-from .metadata import dataset_meta, read_metadata
+from .runtime_model import RuntimeModelMixin
 from .two_stage import MASK_OUTPUT, WRAPPER
 
 
@@ -40,37 +40,18 @@ class MaskPaster:
 
 
 @MODELS.register_module(name=WRAPPER)
-class OnnxTwoStageDetector(BaseDetector):
+class OnnxTwoStageDetector(RuntimeModelMixin, BaseDetector):
     """Args: ``onnx_file`` (from ``tools/export_onnx.py``, a two-stage detector),
-    ``data_preprocessor`` (the config's)."""
+    ``data_preprocessor`` (the config's), ``backend`` (the runtime: ``'onnxruntime'`` or
+    ``'openvino'``)."""
 
     def __init__(self, onnx_file: str, data_preprocessor: Dict[str, Any] = None,
-                 init_cfg: Dict[str, Any] = None) -> None:
+                 init_cfg: Dict[str, Any] = None, backend: str = 'onnxruntime') -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        meta = read_metadata(onnx_file)
-        if meta.get('wrapper') != WRAPPER:
-            raise DeployError(f'{onnx_file!r} is not a two-stage detector export '
-                              f'({meta["task"]}, {meta.get("family")})')
-        self.onnx_file = str(onnx_file)
-        self.session = meta.pop('session')
-        self.onnx_meta = meta
+        meta = self.open_exported(onnx_file, 'a two-stage detector',
+                                  lambda meta: meta.get('wrapper') == WRAPPER, backend)
         self.has_masks = MASK_OUTPUT in meta['outputs']
         self.rcnn_test_cfg = ConfigDict(mask_thr_binary=meta.get('mask_thr_binary', 0.5))
-        self._dataset_meta = dataset_meta(meta)
-
-    @property
-    def dataset_meta(self) -> Optional[dict]:
-        """The exported file's class names (and palette)."""
-        return self._dataset_meta
-
-    @dataset_meta.setter
-    def dataset_meta(self, value: Optional[dict]) -> None:
-        # DetInferencer, given no checkpoint (the weights are in the .onnx file), assigns COCO's
-        # class names and then the config's palette: the file's class names stay.
-        value = dict(value or {})
-        if self._dataset_meta and self._dataset_meta.get('classes'):
-            value['classes'] = self._dataset_meta['classes']
-        self._dataset_meta = value or None
 
     def run_graph(self, inputs: Tensor, img_shape: Tensor) -> Dict[str, np.ndarray]:
         """The graph's outputs by name for a preprocessed batch and its ``(N, 2)`` image

@@ -1,4 +1,6 @@
-"""Whole-model latency: onnxruntime against other models, and against PyTorch eager.
+"""Whole-model latency of exported models (``tools/benchmark.py --deploy``, which imports this
+file): onnxruntime against other models, against PyTorch eager, and against OpenVINO on the
+same files. A timing harness of the repository (its configs), not part of the package.
 
 ``tools/benchmark.py --deploy`` prints :func:`print_deploy_benchmark`. Every model is built
 from its config with seeded random weights, batch 1, and exported with ``tools/export_onnx.py``'s
@@ -14,6 +16,8 @@ two sessions (or with PyTorch) would slow each other. The median call of all blo
   ``nms_pre`` candidates pass ``score_thr`` and NMS keeps ``max_per_img`` boxes.
 * :func:`compare_eager`: onnxruntime against ``model.predict`` (PyTorch eager, deploy form:
   ``switch_to_deploy()``, with mmdet's / mmseg's post-processing), same threads.
+* :func:`compare_runtimes`: each file of SSDLite-EMO-1M, DeepLabv3-EMO-1M and
+  SSDLite-MobileNetV2 in onnxruntime and in OpenVINO (a column per runtime).
 * :func:`profile_op_types`: onnxruntime's own profile of a run, by operator type (after its
   fusions), each node's median call.
 
@@ -32,7 +36,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 MOBILENET_V2 = 'mmdet::ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py'
 Model = Tuple[str, str, Tuple[int, int]]  # (name, config, input (H, W))
 # The models users compare: SSDLite-EMO against SSDLite-MobileNetV2, the reference row last.
@@ -48,6 +52,13 @@ EAGER_MODELS: Tuple[Model, ...] = (
     # Smaller than the config's 800x1333 test size, which is slow on a CPU.
     ('MaskRCNN-EMO-1M', str(REPO / 'configs/mask_rcnn/emo_1m.py'), (512, 512)),
 )
+# The models of the runtime comparison (onnxruntime against OpenVINO, same files).
+RUNTIME_MODELS: Tuple[Model, ...] = (
+    ('SSDLite-EMO-1M', str(REPO / 'configs/ssdlite/emo_1m.py'), (320, 320)),
+    ('DeepLabv3-EMO-1M', str(REPO / 'configs/deeplabv3/emo_1m.py'), (512, 512)),
+    ('SSDLite-MobileNetV2', MOBILENET_V2, (320, 320)),
+)
+RUNTIMES = ('onnxruntime', 'openvino')
 NMS_CASES = {'none': 'random weights: no box reaches NMS',
              'nms': 'ten classes lifted: NMS on every candidate, max_per_img kept'}
 
@@ -55,7 +66,7 @@ NMS_CASES = {'none': 'random weights: no box reaches NMS',
 def build_random(config: str, seed: int = 0):
     """``(cfg, task, model)``: the config's model in eval mode (default form) with seeded
     random weights (no checkpoint download); mmdet's SSDHead as FixedSSDHead."""
-    from .export import build_deploy_model, load_config
+    from emo_mm.deploy.export import build_deploy_model, load_config
     cfg = load_config(config)
     if cfg.model.get('bbox_head', {}).get('type') == 'SSDHead':
         # mmdet 3.3's SSDHead cannot predict (no loss_cls): its fixed subclass can.
@@ -93,8 +104,8 @@ def export_default(cfg, task: str, model: torch.nn.Module, size: Tuple[int, int]
                    out: str) -> dict:
     """Exports ``model`` as ``tools/export_onnx.py`` does by default (static where the
     config's test pipeline fixes the size, traced at ``size`` otherwise)."""
-    from .export import export_model
-    from .input_size import fixed_input_size
+    from emo_mm.deploy.export import export_model
+    from emo_mm.deploy.input_size import fixed_input_size
     fixed = fixed_input_size(cfg)
     return export_model(cfg, task, copy.deepcopy(model), out, shape=fixed or size,
                         dynamic=fixed is None)
@@ -115,6 +126,15 @@ def ort_session(onnx_file: str, threads: int, profile_prefix: Optional[str] = No
     if optimized_model:
         options.optimized_model_filepath = optimized_model
     return ort.InferenceSession(onnx_file, options, providers=['CPUExecutionProvider'])
+
+
+def runtime_session(runtime: str, onnx_file: str, threads: int):
+    """A CPU session of ``runtime`` with ``threads`` threads: onnxruntime's as
+    :func:`ort_session`, OpenVINO's as the wrappers open it (float32)."""
+    if runtime == 'onnxruntime':
+        return ort_session(onnx_file, threads)
+    from emo_mm.deploy.session import open_session
+    return open_session(onnx_file, runtime, threads)
 
 
 def onnx_step(session, size: Tuple[int, int]) -> Callable[[], list]:
@@ -195,6 +215,44 @@ def compare_models(exports: Exports, models: Sequence[Model] = SSD_MODELS,
             rows += [dict(model=name, case=case, threads=count, ms=ms, vs_last=ms / last,
                           boxes=boxes[name]) for name, ms in times.items()]
     return rows
+
+
+def compare_runtimes(exports: Exports, models: Sequence[Model] = RUNTIME_MODELS,
+                     threads: Sequence[int] = (2, 1), runtimes: Sequence[str] = RUNTIMES,
+                     case: str = 'none', blocks: int = 10, calls: int = 10,
+                     warmup: int = 3) -> List[dict]:
+    """Rows ``model, threads, <runtime>: ms`` for each runtime, and ``speedup`` (the first
+    runtime's latency over each other's): the same file of each model in every runtime, all
+    (model, runtime) pairs taking turns by blocks, at each thread count."""
+    rows = []
+    files = {model[0]: exports.get(model, case)[2] for model in models}
+    for count in threads:
+        steps = {(name, runtime): onnx_step(runtime_session(runtime, files[name], count), size)
+                 for name, _, size in models for runtime in runtimes}
+        times = time_blocks(steps, blocks, calls, warmup)
+        for name, _, _ in models:
+            row = dict(model=name, threads=count,
+                       **{runtime: times[name, runtime] for runtime in runtimes})
+            row['speedup'] = {runtime: row[runtimes[0]] / row[runtime]
+                              for runtime in runtimes[1:]}
+            rows.append(row)
+    return rows
+
+
+def format_runtimes(rows: List[dict], runtimes: Sequence[str]) -> str:
+    header = f'{"model":22} {"threads":>7} ' + ' '.join(f'{r + " ms":>16}' for r in runtimes)
+    lines = [header + ''.join(f' {runtimes[0] + " / " + r:>24}' for r in runtimes[1:])]
+    for row in rows:
+        lines.append(f'{row["model"]:22} {row["threads"]:7d} ' +
+                     ' '.join(f'{row[r]:16.2f}' for r in runtimes) +
+                     ''.join(f' {row["speedup"][r]:23.2f}x' for r in runtimes[1:]))
+    return '\n'.join(lines)
+
+
+def available_runtimes() -> Tuple[str, ...]:
+    """The runtimes installed here, onnxruntime first."""
+    import importlib.util
+    return tuple(r for r in RUNTIMES if importlib.util.find_spec(r) is not None)
 
 
 def compare_eager(exports: Exports, models: Sequence[Model] = EAGER_MODELS,
@@ -305,6 +363,14 @@ def print_deploy_benchmark(threads: Sequence[int] = (2, 1), blocks: int = 10, ca
                               calls=max(2, calls // 2), warmup=max(1, warmup - 1))
         print(format_eager(eager))
         result = dict(models=models, eager=eager)
+        runtimes = available_runtimes()
+        print(f'\nthe same files in each runtime ({", ".join(runtimes)}), case none, taking '
+              'turns by blocks:')
+        if 'openvino' not in runtimes:
+            print('  (OpenVINO is not installed: `pip install emo-mm[openvino]`)')
+        result['runtimes'] = compare_runtimes(exports, threads=threads, runtimes=runtimes,
+                                              blocks=blocks, calls=calls, warmup=warmup)
+        print(format_runtimes(result['runtimes'], runtimes))
         if profile:
             count = f'{threads[0]} thread' + ('s' if threads[0] != 1 else '')
             print(f'\nonnxruntime profile by operator type, {count}, case nms:')
