@@ -131,7 +131,7 @@ class HybridWindowAttention(nn.Module):
         # Channels-last maps: these permutes are views, (N, Hp, Wp, C).
         qk = self.qk(x).permute(0, 2, 3, 1)
         v = self.v(x).permute(0, 2, 3, 1)
-        if n1 == n2 == 1 and not tracing:
+        if not tracing and n1 == n2 == 1:
             # Both partitions are the whole map: remote + close = 2 x one attention (exact).
             out = self.attend(qk.reshape(n, -1, qk.shape[-1]), v.reshape(n, -1, v.shape[-1]))
             out = out.reshape(n, x.shape[2], x.shape[3], -1)
