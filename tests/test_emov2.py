@@ -429,3 +429,25 @@ def test_registries_of_both_frameworks_build_emov2(scope):
     with torch.no_grad():
         outs = model.eval()(torch.randn(1, 3, 64, 64))
     assert [o.shape[1] for o in outs] == [32, 48, 80, 180]
+
+
+def test_onnx_export_of_the_deploy_form_matches_at_other_sizes(tmp_path):
+    """The deploy form exported once (TorchScript exporter, symbolic batch/height/width, traced
+    at a single-window size) runs in onnxruntime at sizes with padding and several windows."""
+    import inspect
+
+    import onnxruntime as ort
+    reference, model = pair('1m', 10, seed=12, deploy=True)
+    extra = {'dynamo': False} if 'dynamo' in inspect.signature(torch.onnx.export).parameters \
+        else {}
+    out = tmp_path / 'emov2_1m.onnx'
+    torch.onnx.export(model, (images((64, 64), batch=1), ), str(out), input_names=['input'],
+                      output_names=[f'out{i}' for i in range(5)], opset_version=17,
+                      dynamic_axes={'input': {0: 'batch', 2: 'height', 3: 'width'}}, **extra)
+    session = ort.InferenceSession(str(out), providers=['CPUExecutionProvider'])
+    for size in ((97, 131), (33, 35)):
+        x = images(size, seed=sum(size))
+        with torch.no_grad():
+            expected = reference(x)
+        actual = [torch.from_numpy(o) for o in session.run(None, {'input': x.numpy()})]
+        assert_close(actual, expected, f'onnxruntime {size}')

@@ -47,13 +47,15 @@ model = dict(
 # AdamW, no weight decay on parameters named `norm` (the authors' keys; the other two name
 # nothing here), gradients clipped to L2 norm 0.1.
 optim_wrapper = dict(
-    optimizer=dict(_delete_=True, type='AdamW', lr=1.2e-4, betas=(0.9, 0.999), weight_decay=0.05),
+    _delete_=True,
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=1.2e-4, betas=(0.9, 0.999), weight_decay=0.05),
     paramwise_cfg=dict(custom_keys={
         'absolute_pos_embed': dict(decay_mult=0.),
         'relative_position_bias_table': dict(decay_mult=0.),
         'norm': dict(decay_mult=0.),
     }),
-    clip_grad=dict(_delete_=True, max_norm=0.1, norm_type=2))
+    clip_grad=dict(max_norm=0.1, norm_type=2))
 # Linear warm-up over 500 iterations from 1e-5x, constant to 40k, cosine to 0 at 80k.
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-5, by_epoch=False, begin=0, end=500),
