@@ -350,7 +350,8 @@ def test_keys_of_stages_not_built_are_skipped_knowingly(tmp_path):
     state = authors_checkpoint('2m')
     torch.save(state, tmp_path / 'net.pth')
     model = EMOv2('2m', out_indices=(1, 2))
-    log = logged(tmp_path, 'emov2_unbuilt', lambda: model.load_pretrained(str(tmp_path / 'net.pth')))
+    log = logged(tmp_path, 'emov2_unbuilt',
+                 lambda: model.load_pretrained(str(tmp_path / 'net.pth')))
     assert 'keys of the stages not built (stage3., stage4.*)' in log
     assert torch.equal(model.stage2[2].proj.conv.weight, state['stage2.2.proj.conv.weight'])
 

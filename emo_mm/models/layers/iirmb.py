@@ -62,14 +62,16 @@ def remote_windows(x: torch.Tensor, n1: int, n2: int) -> torch.Tensor:
     return x.reshape(n * n1 * n2, (hp // n1) * (wp // n2), c)
 
 
-def close_merge(x: torch.Tensor, n: int, n1: int, n2: int, window: Tuple[int, int]) -> torch.Tensor:
+def close_merge(x: torch.Tensor, n: int, n1: int, n2: int,
+                window: Tuple[int, int]) -> torch.Tensor:
     """Inverse of :func:`close_windows`: ``(N * n1 * n2, wh * ww, C) -> (N, Hp, Wp, C)``."""
     wh, ww = window
     x = x.reshape(n, n1, n2, wh, ww, -1).permute(0, 1, 3, 2, 4, 5)
     return x.reshape(n, n1 * wh, n2 * ww, x.shape[-1])
 
 
-def remote_merge(x: torch.Tensor, n: int, n1: int, n2: int, window: Tuple[int, int]) -> torch.Tensor:
+def remote_merge(x: torch.Tensor, n: int, n1: int, n2: int,
+                 window: Tuple[int, int]) -> torch.Tensor:
     """Inverse of :func:`remote_windows`: ``(N * n1 * n2, wh * ww, C) -> (N, Hp, Wp, C)``."""
     wh, ww = window
     x = x.reshape(n, n1, n2, wh, ww, -1).permute(0, 3, 1, 4, 2, 5)
