@@ -9,6 +9,7 @@ seed 0, 1 thread), yet fail for a model that does not learn.
 """
 import math
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,7 +70,8 @@ def test_dist_train_with_two_cpu_processes_keeps_replicas_identical(demo_data, t
     work = tmp_path / 'work'
     output = run_tool([str(REPO / 'tools' / 'dist_train.sh'), str(config), '2', '--work-dir',
                        str(work)], cwd=demo_data,
-                      env=dict(PORT=str(free_port()), **helpers_on_pythonpath()))
+                      env=dict(PORT=str(free_port()), PYTHON=sys.executable,
+                               **helpers_on_pythonpath()))
     assert re.search(r'Iter\(train\) \[2/2\]', output)
     start, end = ([torch.load(work / f'{when}_rank{r}.pth') for r in (0, 1)]
                   for when in ('start', 'end'))
