@@ -4,6 +4,6 @@ from .version import __version__
 from . import compat  # noqa: F401  (makes mmengine checkpoints loadable on torch >= 2.6)
 from . import engine  # noqa: F401  (registers RNGStateHook, PooledBatchNormCheckHook)
 from .datasets import transforms  # noqa: F401  (CheckedLoadImageFromFile, ToThreeChannels)
-from .models import EMO, EfficientMod
+from .models import EMO, EMOv2, EfficientMod
 
-__all__ = ['EMO', 'EfficientMod', '__version__']
+__all__ = ['EMO', 'EMOv2', 'EfficientMod', '__version__']

@@ -252,9 +252,10 @@ MODULE_ORDER = ('test_learning', 'test_segmentation', 'test_deploy', 'test_detec
                 'test_deploy_two_stage', 'test_slurm', 'test_resume', 'test_sem_fpn',
                 'test_mask_rcnn', 'test_inputs', 'test_deploy_graphs', 'test_deploy_doors',
                 'test_deploy_openvino', 'test_tools', 'test_distributed_state',
+                'test_emov2_learning',
                 None,  # modules not listed
-                'test_checkpoint', 'test_flops', 'test_registration', 'test_fast_path',
-                'test_efficientmod', 'test_backbone')
+                'test_checkpoint', 'test_flops', 'test_emov2_configs', 'test_registration',
+                'test_fast_path', 'test_efficientmod', 'test_emov2', 'test_backbone')
 
 
 def _module_rank(item) -> int:

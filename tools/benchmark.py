@@ -8,6 +8,9 @@ reference's random weights:
   ``emo`` = the EMO backbone in its default (trainable) form; ``deploy`` = the same after
   ``switch_to_deploy()`` (BatchNorms folded; inference only); ``base`` (with ``--baseline``)
   another implementation, e.g. a saved pre-optimisation copy.
+* ``emov2``: ``ref`` = ``emo_mm.testing.emov2_reference`` (NCHW, per-window Python loops over
+  both window partitions); ``emov2`` = the EMOv2 backbone in its default form; ``deploy`` = the
+  same after ``switch_to_deploy()`` (BatchNorms and layer scales folded; inference only).
 * ``efficientmod``: ``ref`` = ``emo_mm.testing.efficientmod_reference`` (NCHW copies for the
   convolutions, ``repeat`` for the context, explicit softmax attention); ``effmod`` = the
   EfficientMod backbone.
@@ -20,14 +23,15 @@ same machine. A step is ``model(x)`` under ``no_grad`` in eval mode (``infer``) 
 backward of the sum of the output means in train mode (``train``).
 
 The tool only measures and reports. ``--check`` also compares with the acceptance targets
-(CPU, 224x224: EMO-1M/5M inference >= 1.5x ``ref`` at batch 32 and >= 1.2x at batch 1, training
-step >= 1.3x; every backbone's inference outputs within 1e-5 of ``ref`` relative to the output
-magnitude) and exits with status 1 when one is missed.
+(CPU, 224x224: EMO-1M/5M and EMOv2-1M/5M inference >= 1.5x ``ref`` at batch 32 and >= 1.2x at
+batch 1, training step >= 1.3x; every backbone's inference outputs within 1e-5 of ``ref``
+relative to the output magnitude) and exits with status 1 when one is missed.
 
-The default is a quick run (several minutes on 2 cores): EMO 1m/5m and EfficientMod xxs/s,
-batches 1 and 32, 224x224, both modes. ``--sections``, ``--emo-archs``, ``--efficientmod-archs``
-pick what runs. A new section is one ``section_*`` function registered in :data:`SECTIONS` and
-its arch option in :func:`parse_args`.
+The default is a quick run (several minutes on 2 cores): EMO 1m/5m, EMOv2 1m/5m and
+EfficientMod xxs/s, batches 1 and 32, 224x224, both modes. ``--sections``, ``--emo-archs``,
+``--emov2-archs`` and ``--efficientmod-archs`` pick what runs. A new section is one
+``section_*`` function registered in :data:`SECTIONS` and its arch option in
+:func:`parse_args`.
 
 Example::
 
@@ -53,12 +57,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a chec
 
 from emo_mm.models.backbones.efficientmod import EfficientMod  # noqa: E402
 from emo_mm.models.backbones.emo import EMO  # noqa: E402
-from emo_mm.testing import efficientmod_reference, emo_reference  # noqa: E402
+from emo_mm.models.backbones.emov2 import EMOv2  # noqa: E402
+from emo_mm.testing import efficientmod_reference, emo_reference, emov2_reference  # noqa: E402
 
 Models = Dict[str, nn.Module]
 # Acceptance targets, checked only with --check.
 TARGETS = {('infer', 32): 1.5, ('infer', 1): 1.2, ('train', 32): 1.3, ('train', 1): 1.3}
-TARGET_ARCHS, TARGET_SIZE = {'emo': ('1m', '5m')}, 224
+TARGET_ARCHS, TARGET_SIZE = {'emo': ('1m', '5m'), 'emov2': ('1m', '5m')}, 224
 # Inference outputs vs the reference, relative to the largest reference output. Train-mode EMO
 # outputs are not held to it: PyTorch's CPU channels-last BatchNorm sums its batch statistics
 # less accurately in fp32 (tests/test_fast_path.py checks that graph in float64 instead).
@@ -71,7 +76,10 @@ def parse_args() -> argparse.Namespace:
                         help='what to time (default: all)')
     parser.add_argument('--emo-archs', nargs='+', default=['1m', '5m'],
                         choices=sorted(EMO.arch_zoo))
-    parser.add_argument('--window-size', type=int, default=7, help='EMO attention windows')
+    parser.add_argument('--window-size', type=int, default=7,
+                        help='EMO and EMOv2 attention windows (ImageNet: 7)')
+    parser.add_argument('--emov2-archs', nargs='+', default=['1m', '5m'],
+                        choices=sorted(EMOv2.arch_zoo))
     parser.add_argument('--baseline', default=None, metavar='DIR:MODULE.CLASS',
                         help='also time another EMO implementation with the same constructor, '
                         'e.g. ../emo_base:emo_mm_base.models.backbones.emo.EMO, where '
@@ -267,6 +275,33 @@ def section_emo(args: argparse.Namespace, device: torch.device, peak: float) -> 
     return rows
 
 
+def section_emov2(args: argparse.Namespace, device: torch.device, peak: float) -> List[dict]:
+    """EMOv2: the float64-checked reference, the default form and the deploy form (inference)."""
+    rows = []
+    for arch in args.emov2_archs:
+
+        def build(mode: str) -> Models:
+            ref = emov2_reference.ReferenceEMOv2(arch, args.window_size)
+            emov2_reference.randomize(ref, seed=0)
+
+            def ours() -> nn.Module:
+                model = EMOv2(arch, window_size=args.window_size, out_indices=range(5),
+                              drop_path_rate=0.)
+                model.load_state_dict(ref.state_dict())
+                return model
+
+            models = {'ref': ref, 'emov2': ours()}
+            if mode == 'infer':
+                models['deploy'] = ours().switch_to_deploy()
+            return models
+
+        for size in args.sizes:
+            macs = hook_macs(EMOv2(arch, window_size=args.window_size, out_indices=range(5)),
+                             size)
+            rows += compare(args, device, peak, 'emov2', arch, size, build, macs)
+    return rows
+
+
 def section_efficientmod(args: argparse.Namespace, device: torch.device,
                          peak: float) -> List[dict]:
     """EfficientMod: the literal reference and the backbone (drop path off, same weights)."""
@@ -289,6 +324,7 @@ def section_efficientmod(args: argparse.Namespace, device: torch.device,
 # name -> function(args, device, matmul MAC/s) -> rows; --sections picks among them.
 SECTIONS: Dict[str, Callable[[argparse.Namespace, torch.device, float], List[dict]]] = {
     'emo': section_emo,
+    'emov2': section_emov2,
     'efficientmod': section_efficientmod,
 }
 

@@ -40,6 +40,8 @@ class Complexity:
     params: int  # every parameter of the model as built (a segmentor's auxiliary head included)
     hook_flops: Optional[int] = None
     jit_flops: Optional[int] = None
+    # params without a segmentor's auxiliary head (it only trains): the papers' figure
+    inference_params: Optional[int] = None
 
     def summary(self) -> str:
         """A few human-readable lines saying which figure comes from which counter."""
@@ -48,8 +50,11 @@ class Complexity:
             f'config:      {self.config} ({self.scope}, {self.model_type})',
             f'input shape: 1 x 3 x {h} x {w} (N x C x H x W)',
             f'parameters:  {self.params:,} ({self.params / 1e6:.3f} M), the whole model as built',
-            'FLOPs (multiply-accumulates, one image):',
         ]
+        if self.inference_params not in (None, self.params):
+            lines.append(f'             {self.inference_params:,} '
+                         f'({self.inference_params / 1e6:.3f} M) without the auxiliary head')
+        lines.append('FLOPs (multiply-accumulates, one image):')
         if self.hook_flops is not None:
             lines.append(f'  module-hook counter (mmcv.cnn.get_model_complexity_info, as in the '
                          f'EMO paper): {self.hook_flops / 1e9:.3f} G')
@@ -216,6 +221,12 @@ def model_complexity(config: Union[str, Config, dict],
     with torch.no_grad():
         for counter in counters:
             flops[counter] = _COUNTER_FNS[counter](model, image, data_samples)
+    params = _count(model)
     return Complexity(config=name, scope=cfg.default_scope, model_type=type(model).__name__,
-                      input_shape=hw, params=sum(p.numel() for p in model.parameters()),
-                      hook_flops=flops.get('hook'), jit_flops=flops.get('jit'))
+                      input_shape=hw, params=params, hook_flops=flops.get('hook'),
+                      jit_flops=flops.get('jit'),
+                      inference_params=params - _count(getattr(model, 'auxiliary_head', None)))
+
+
+def _count(module: Optional[nn.Module]) -> int:
+    return sum(p.numel() for p in module.parameters()) if module is not None else 0

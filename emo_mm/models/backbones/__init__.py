@@ -1,4 +1,5 @@
 from .efficientmod import EfficientMod
 from .emo import EMO
+from .emov2 import EMOv2
 
-__all__ = ['EMO', 'EfficientMod']
+__all__ = ['EMO', 'EMOv2', 'EfficientMod']

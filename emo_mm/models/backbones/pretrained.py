@@ -10,7 +10,8 @@ Every backbone's ``init_cfg=dict(type='Pretrained', checkpoint=PATH_OR_URL)`` en
   (:mod:`emo_mm.checkpoint_io`). An empty, truncated or non-checkpoint file is an error that
   names the file and what to do, never torch's advice to turn the safety off.
 * The weights are picked from the authors' formats (a flat state_dict, mmengine's
-  ``state_dict``, timm's ``state_dict`` / ``state_dict_ema``), the classifier keys are skipped and
+  ``state_dict``, timm's ``state_dict`` / ``state_dict_ema``, the EMOv2 trainer's ``net`` /
+  ``net_E``), the classifier keys are skipped and
   logged, and anything else that does not fit is an error naming the keys and the file read.
 """
 import argparse
@@ -31,8 +32,9 @@ __all__ = ['CheckpointError', 'cache_dir', 'cache_file_name', 'download', 'is_ur
 # timm's training script pickles its arguments (``args``) into every checkpoint it saves, as
 # an argparse.Namespace: a plain attribute container, safe to rebuild.
 CHECKPOINT_GLOBALS = [argparse.Namespace]
-# Where the weights sit in a checkpoint dict, in order of preference.
-STATE_KEYS = ('state_dict', 'model')
+# Where the weights sit in a checkpoint dict, in order of preference: mmengine / timm, then the
+# EMOv2 authors' trainer (``net``; ``net_E`` is its EMA copy, picked by name with state_key).
+STATE_KEYS = ('state_dict', 'model', 'net', 'net_E')
 
 
 def read_checkpoint(path: str) -> Any:
@@ -67,7 +69,8 @@ def pick_state_dict(loaded: Any, source: str,
 
 def load_pretrained(model: nn.Module, checkpoint: str, prefix: Optional[str] = None,
                     state_key: Optional[str] = None,
-                    skip_prefixes: Tuple[str, ...] = ('norm.', 'head.')) -> None:
+                    skip_prefixes: Tuple[str, ...] = ('norm.', 'head.'),
+                    unbuilt_prefixes: Tuple[str, ...] = ()) -> None:
     """Loads ``checkpoint`` (a path or an http(s) URL) into ``model`` strictly.
 
     Args:
@@ -77,6 +80,8 @@ def load_pretrained(model: nn.Module, checkpoint: str, prefix: Optional[str] = N
         state_key: the dict entry holding the weights (e.g. ``'state_dict_ema'``); by default
             ``state_dict``, else ``model``, else the dict itself.
         skip_prefixes: keys of the ImageNet classifier, skipped and logged.
+        unbuilt_prefixes: keys of parts the model leaves out by its arguments (stages past
+            the last output), skipped and logged.
     """
     name = type(model).__name__
     if not checkpoint:
@@ -97,7 +102,8 @@ def load_pretrained(model: nn.Module, checkpoint: str, prefix: Optional[str] = N
         state = OrderedDict((k[len(prefix):], v) for k, v in state.items()
                             if k.startswith(prefix))
     skipped = sorted(k for k in state if k.startswith(skip_prefixes))
-    for key in skipped:
+    unbuilt = sorted(k for k in state if unbuilt_prefixes and k.startswith(unbuilt_prefixes))
+    for key in skipped + unbuilt:
         del state[key]
     problems = mismatches(model.state_dict(), state)
     if problems:
@@ -107,19 +113,23 @@ def load_pretrained(model: nn.Module, checkpoint: str, prefix: Optional[str] = N
                               f'the checkpoint of another arch?): {problems}.{hint}')
     model.load_state_dict(state, strict=True)
     print_log(f'{name}: loaded {len(state)} tensors from {source}'
-              + (f'; skipped the classifier keys {_abbreviate(skipped)}' if skipped else ''),
+              + (f'; skipped the classifier keys {_abbreviate(skipped)}' if skipped else '')
+              + (f'; skipped {len(unbuilt)} keys of the stages not built '
+                 f'({", ".join(unbuilt_prefixes)}*)' if unbuilt else ''),
               logger='current')
 
 
 def init_from_pretrained_cfg(model: nn.Module,
-                             skip_prefixes: Tuple[str, ...] = ('norm.', 'head.')) -> bool:
+                             skip_prefixes: Tuple[str, ...] = ('norm.', 'head.'),
+                             unbuilt_prefixes: Tuple[str, ...] = ()) -> bool:
     """Loads ``model.init_cfg = dict(type='Pretrained', checkpoint=..., [prefix=...,]
     [state_key=...])`` into ``model``; ``False`` (nothing done) for any other ``init_cfg``."""
     init_cfg = getattr(model, 'init_cfg', None)
     if not (isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained'):
         return False
     load_pretrained(model, init_cfg.get('checkpoint'), prefix=init_cfg.get('prefix'),
-                    state_key=init_cfg.get('state_key'), skip_prefixes=skip_prefixes)
+                    state_key=init_cfg.get('state_key'), skip_prefixes=skip_prefixes,
+                    unbuilt_prefixes=unbuilt_prefixes)
     model._is_init = True  # mmengine's BaseModule: initialised, do not initialise again
     return True
 

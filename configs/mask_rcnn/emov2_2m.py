@@ -1,0 +1,10 @@
+# Mask R-CNN-EMOv2-2M (FPN, 1x), COCO:
+# 39.5 box AP, 36.9 mask AP (published), 22.191M parameters.
+_base_ = './_base_emov2.py'
+
+model = dict(
+    backbone=dict(
+        arch='2m',
+        init_cfg=dict(checkpoint='https://github.com/zhangzjn/data/raw/main/'
+                                   'emov2_pretrained_weights/EMOv2_2M_224.pth')),
+    neck=dict(in_channels=[32, 48, 120, 200]))

@@ -1,0 +1,10 @@
+# SegFormer-EMOv2-1M, ADE20K, 512x512 crops, 160k iterations:
+# 37.0 mIoU (published), 1.499M parameters, 5.0G FLOPs.
+_base_ = './_base_emov2.py'
+
+model = dict(
+    backbone=dict(
+        arch='1m',
+        init_cfg=dict(checkpoint='https://github.com/zhangzjn/data/raw/main/'
+                                   'emov2_pretrained_weights/EMOv2_1M_224.pth')),
+    decode_head=dict(in_channels=[32, 48, 80, 180], channels=180))  # stage4 width, as set
