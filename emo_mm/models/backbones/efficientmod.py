@@ -38,9 +38,13 @@ class EfficientMod(BaseModule):
         arch: ``'xxs'``, ``'xs'``, ``'s'``, ``'s_conv'`` or a dict with the fields of
             :attr:`arch_zoo` (``drop_path_rate`` optional).
         out_indices: stages to return, any subset of ``0..3``, returned in ascending order.
+            Only ``layers.0 .. layers.{m}``, ``m = max(out_indices)``, are built, and
+            ``layers.{m}`` without its downsampling (what comes after the last output would
+            never run, and DDP with ``find_unused_parameters=False`` fails on parameters
+            without gradients); a checkpoint's keys of what is not built are skipped and logged.
         frozen_stages: ``-1`` freezes nothing, ``0`` the stem (``patch_embed``), ``k >= 1`` the
             stem and ``layers.0 .. layers.{k-1}`` (each with its downsampling): kept in eval
-            mode without gradients.
+            mode without gradients; at most ``max(out_indices) + 1``.
         drop_path_rate: stochastic depth of the last block (linear from 0 over all blocks);
             defaults to the arch's.
         layer_scale_init_value: initial value of the EfficientMod blocks' ``gamma_1``.
@@ -79,8 +83,11 @@ class EfficientMod(BaseModule):
         super().__init__(init_cfg=init_cfg)
         arch = self._parse_arch(arch)
         self.out_indices = self._parse_out_indices(out_indices)
+        self.num_built_stages = max(self.out_indices) + 1
         self.frozen_stages = check_frozen_stages(
-            frozen_stages, NUM_STAGES, '-1: none, 0: the stem, k: the stem and stages 0..k-1')
+            frozen_stages, self.num_built_stages,
+            f'-1: none, 0: the stem, k: the stem and stages 0..k-1; out_indices='
+            f'{self.out_indices} builds stages 0..{self.num_built_stages - 1} only')
         if drop_path_rate is None:
             drop_path_rate = arch.get('drop_path_rate', 0.)
         if not (isinstance(drop_path_rate, Real) and 0 <= drop_path_rate < 1):
@@ -92,7 +99,7 @@ class EfficientMod(BaseModule):
         # Stochastic depth grows linearly over all blocks, EfficientMod and attention alike.
         rates = torch.linspace(0, drop_path_rate, sum(depths) + sum(att_depths)).tolist()
         self.layers = nn.ModuleList()
-        for i in range(NUM_STAGES):
+        for i in range(self.num_built_stages):  # later stages would never run
             layer = nn.Module()
             blocks: List[nn.Module] = [
                 EfficientModBlock(dims[i], arch['mlp_ratios'][j % 2], rates.pop(0),
@@ -103,7 +110,7 @@ class EfficientMod(BaseModule):
                 for _ in range(att_depths[i])
             ]
             layer.blocks = nn.ModuleList(blocks)
-            if i < NUM_STAGES - 1:
+            if i < self.num_built_stages - 1:
                 layer.downsample = PatchEmbed(dims[i], dims[i + 1], kernel_size=3, stride=2,
                                               padding=1)
             self.layers.append(layer)
@@ -155,12 +162,12 @@ class EfficientMod(BaseModule):
         out_format = torch.channels_last if channels_last_input else torch.contiguous_format
         x = self.patch_embed(x.permute(0, 2, 3, 1))
         outs = []
-        for i, layer in enumerate(self.layers[:max(self.out_indices) + 1]):
+        for i, layer in enumerate(self.layers):
             for block in layer.blocks:
                 x = block(x)
             if i in self.out_indices:
                 outs.append(x.permute(0, 3, 1, 2).contiguous(memory_format=out_format))
-            if i < max(self.out_indices):
+            if hasattr(layer, 'downsample'):
                 x = layer.downsample(x)
         return tuple(outs)
 
@@ -182,6 +189,13 @@ class EfficientMod(BaseModule):
         return self
 
     # ------------------------------------------------------------------ checkpoints
+    @property
+    def unbuilt_prefixes(self) -> Tuple[str, ...]:
+        """Checkpoint key prefixes of what comes after the last output, not built."""
+        last = self.num_built_stages - 1
+        later = tuple(f'layers.{i}.' for i in range(last + 1, NUM_STAGES))
+        return ((f'layers.{last}.downsample.', ) if last < NUM_STAGES - 1 else ()) + later
+
     def init_weights(self) -> None:
-        if not init_from_pretrained_cfg(self):
+        if not init_from_pretrained_cfg(self, unbuilt_prefixes=self.unbuilt_prefixes):
             super().init_weights()

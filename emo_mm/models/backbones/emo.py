@@ -37,8 +37,11 @@ class EMO(BaseModule):
             ``0`` means global attention over the whole map. The authors use 7 for
             classification, 7/10 (1M-2M/5M) for detection, 7/16 for segmentation.
         out_indices: stages to return, any subset of ``0..4``, returned in ascending order.
+            Only stages ``0..max(out_indices)`` are built (later ones would never run, and
+            DDP with ``find_unused_parameters=False`` fails on parameters without gradients);
+            a checkpoint's keys of the stages not built are skipped and logged.
         frozen_stages: stages ``0..frozen_stages`` are kept in eval mode without gradients;
-            ``-1`` freezes nothing.
+            ``-1`` freezes nothing; at most ``max(out_indices)``.
         norm_eval: keep every BatchNorm in eval mode while training.
         drop_path_rate: stochastic depth of the last block; defaults to the arch's.
         norm_cfg: the BatchNorm layers' config (e.g. ``dict(type='SyncBN')``); ``eps`` defaults
@@ -78,8 +81,11 @@ class EMO(BaseModule):
         depths, embed_dims = arch['depths'], arch['embed_dims']
         window_sizes = self._parse_window_size(window_size)
         self.out_indices = self._parse_out_indices(out_indices)
-        self.frozen_stages = check_frozen_stages(frozen_stages, NUM_STAGES - 1,
-                                                 'stages 0..k stay frozen; -1: none')
+        self.num_built_stages = max(self.out_indices) + 1
+        self.frozen_stages = check_frozen_stages(
+            frozen_stages, self.num_built_stages - 1,
+            f'stages 0..k stay frozen; -1: none; out_indices={self.out_indices} builds stages '
+            f'0..{self.num_built_stages - 1} only')
         self.norm_eval = norm_eval
         self.deployed = False  # set by switch_to_deploy()
         if drop_path_rate is None:
@@ -97,6 +103,8 @@ class EMO(BaseModule):
         rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
         in_channels = arch['stem_dim']
         for i, (depth, channels) in enumerate(zip(depths, embed_dims)):
+            if i + 1 >= self.num_built_stages:
+                break  # the stages after max(out_indices) would never run
             blocks = []
             for j in range(depth):
                 first = j == 0  # down-samples: stride 2, double expansion, no attention/skips
@@ -151,7 +159,13 @@ class EMO(BaseModule):
     # ----------------------------------------------------------------------- forward
     @property
     def stages(self) -> List[nn.ModuleList]:
-        return [getattr(self, f'stage{i}') for i in range(NUM_STAGES)]
+        """The built stages, ``stage0 .. stage{max(out_indices)}``."""
+        return [getattr(self, f'stage{i}') for i in range(self.num_built_stages)]
+
+    @property
+    def unbuilt_prefixes(self) -> Tuple[str, ...]:
+        """Checkpoint key prefixes of the stages after ``max(out_indices)``, not built."""
+        return tuple(f'stage{i}.' for i in range(self.num_built_stages, NUM_STAGES))
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         if x.dim() != 4 or x.shape[1] != 3:
@@ -164,7 +178,7 @@ class EMO(BaseModule):
         out_format = torch.channels_last if channels_last_input else torch.contiguous_format
         x = x.contiguous(memory_format=torch.channels_last)
         outs = []
-        for i, stage in enumerate(self.stages[:max(self.out_indices) + 1]):
+        for i, stage in enumerate(self.stages):
             for block in stage:
                 x = block(x)
             if i in self.out_indices:
@@ -208,14 +222,16 @@ class EMO(BaseModule):
 
     # ------------------------------------------------------------------ checkpoints
     def init_weights(self) -> None:
-        if not init_from_pretrained_cfg(self, skip_prefixes=CLASSIFIER_PREFIXES):
+        if not init_from_pretrained_cfg(self, skip_prefixes=CLASSIFIER_PREFIXES,
+                                        unbuilt_prefixes=self.unbuilt_prefixes):
             super().init_weights()
 
     def load_pretrained(self, checkpoint: str, prefix: Optional[str] = None) -> None:
         """Loads a checkpoint path or URL in the authors' flat format (or mmengine's).
 
-        The classifier's keys (``norm.*``, ``head.*``) are skipped and logged; any other key
-        that does not fit, or a missing one, is an error that names the keys, shapes and the
-        file read (see :func:`~emo_mm.models.backbones.pretrained.load_pretrained`).
+        The classifier's keys (``norm.*``, ``head.*``) and those of the stages not built are
+        skipped and logged; any other key that does not fit, or a missing one, is an error that
+        names the keys, shapes and the file read (see :func:`~emo_mm.models.backbones.pretrained.load_pretrained`).
         """
-        load_pretrained(self, checkpoint, prefix=prefix, skip_prefixes=CLASSIFIER_PREFIXES)
+        load_pretrained(self, checkpoint, prefix=prefix, skip_prefixes=CLASSIFIER_PREFIXES,
+                        unbuilt_prefixes=self.unbuilt_prefixes)

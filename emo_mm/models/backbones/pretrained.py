@@ -135,7 +135,8 @@ def pick_state_dict(loaded: Any, source: str,
 
 def load_pretrained(model: nn.Module, checkpoint: str, prefix: Optional[str] = None,
                     state_key: Optional[str] = None,
-                    skip_prefixes: Tuple[str, ...] = ('norm.', 'head.')) -> None:
+                    skip_prefixes: Tuple[str, ...] = ('norm.', 'head.'),
+                    unbuilt_prefixes: Tuple[str, ...] = ()) -> None:
     """Loads ``checkpoint`` (a path or an http(s) URL) into ``model`` strictly.
 
     Args:
@@ -145,6 +146,8 @@ def load_pretrained(model: nn.Module, checkpoint: str, prefix: Optional[str] = N
         state_key: the dict entry holding the weights (e.g. ``'state_dict_ema'``); by default
             ``state_dict``, else ``model``, else the dict itself.
         skip_prefixes: keys of the ImageNet classifier, skipped and logged.
+        unbuilt_prefixes: keys of the stages the model does not build (they come after its
+            last output), skipped and logged.
     """
     name = type(model).__name__
     if not checkpoint:
@@ -165,7 +168,8 @@ def load_pretrained(model: nn.Module, checkpoint: str, prefix: Optional[str] = N
         state = OrderedDict((k[len(prefix):], v) for k, v in state.items()
                             if k.startswith(prefix))
     skipped = sorted(k for k in state if k.startswith(skip_prefixes))
-    for key in skipped:
+    unbuilt = sorted(k for k in state if unbuilt_prefixes and k.startswith(unbuilt_prefixes))
+    for key in skipped + unbuilt:
         del state[key]
     problems = mismatches(model.state_dict(), state)
     if problems:
@@ -175,19 +179,23 @@ def load_pretrained(model: nn.Module, checkpoint: str, prefix: Optional[str] = N
                               f'the checkpoint of another arch?): {problems}.{hint}')
     model.load_state_dict(state, strict=True)
     print_log(f'{name}: loaded {len(state)} tensors from {source}'
-              + (f'; skipped the classifier keys {_abbreviate(skipped)}' if skipped else ''),
+              + (f'; skipped the classifier keys {_abbreviate(skipped)}' if skipped else '')
+              + (f'; skipped the keys of the stages not built (after the last of out_indices) '
+                 f'{_abbreviate(unbuilt)}' if unbuilt else ''),
               logger='current')
 
 
 def init_from_pretrained_cfg(model: nn.Module,
-                             skip_prefixes: Tuple[str, ...] = ('norm.', 'head.')) -> bool:
+                             skip_prefixes: Tuple[str, ...] = ('norm.', 'head.'),
+                             unbuilt_prefixes: Tuple[str, ...] = ()) -> bool:
     """Loads ``model.init_cfg = dict(type='Pretrained', checkpoint=..., [prefix=...,]
     [state_key=...])`` into ``model``; ``False`` (nothing done) for any other ``init_cfg``."""
     init_cfg = getattr(model, 'init_cfg', None)
     if not (isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained'):
         return False
     load_pretrained(model, init_cfg.get('checkpoint'), prefix=init_cfg.get('prefix'),
-                    state_key=init_cfg.get('state_key'), skip_prefixes=skip_prefixes)
+                    state_key=init_cfg.get('state_key'), skip_prefixes=skip_prefixes,
+                    unbuilt_prefixes=unbuilt_prefixes)
     model._is_init = True  # mmengine's BaseModule: initialised, do not initialise again
     return True
 
