@@ -208,9 +208,11 @@ def pytest_configure(config) -> None:
 MODULE_ORDER = ('test_learning', 'test_segmentation', 'test_deploy', 'test_detection',
                 'test_deploy_two_stage', 'test_slurm', 'test_resume', 'test_sem_fpn',
                 'test_mask_rcnn', 'test_inputs', 'test_deploy_graphs', 'test_tools',
+                'test_unused_stages', 'test_gpu',
                 None,  # modules not listed
                 'test_checkpoint', 'test_flops', 'test_registration', 'test_fast_path',
-                'test_efficientmod', 'test_backbone')
+                'test_efficientmod', 'test_backbone', 'test_mixed_precision',
+                'test_memory_format', 'test_compile')
 
 
 def _module_rank(item) -> int:

@@ -17,6 +17,7 @@ from mmcv.cnn.bricks import DropPath
 from torch import nn
 
 from .irmb import Activation
+from .residual import add_residual, addcmul_residual
 
 
 def conv_nhwc(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
@@ -123,12 +124,10 @@ class EfficientModBlock(nn.Module):
         out = self.mlp(self.norm(x))
         if self.training and isinstance(self.drop_path, DropPath):
             return x + self.drop_path(self.gamma_1 * out)
-        # One pass: x + gamma * out, written over the fresh fc2 output (fc2's backward needs
-        # its input, not its output; addcmul's backward reads ``out`` before it is
-        # overwritten only when no gradient is recorded; ONNX export traces the plain form).
-        if torch.is_grad_enabled() or torch.jit.is_tracing():
-            return torch.addcmul(x, out, self.gamma_1)
-        return torch.addcmul(x, out, self.gamma_1, out=out)
+        # One pass: x + gamma * out, written over the fresh fc2 output when nothing reads it
+        # later (fc2's backward needs its input, not its output; ONNX export traces the plain
+        # form) and the sum keeps its dtype (under autocast the stream stays float32).
+        return addcmul_residual(x, out, self.gamma_1)
 
 
 class Attention(nn.Module):
@@ -187,7 +186,8 @@ class AttentionBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, h, w, c = x.shape
         x = x.reshape(n, h * w, c)
-        # The adds run in place on the fresh proj / fc2 outputs, whose values no backward needs.
-        x = self.drop_path(self.attn(self.norm1(x))).add_(x)
-        x = self.drop_path(self.mlp(self.norm2(x))).add_(x)
+        # The adds run in place on the fresh proj / fc2 outputs, whose values no backward needs
+        # (out of place under autocast, where the float32 stream would not fit them).
+        x = add_residual(self.drop_path(self.attn(self.norm1(x))), x)
+        x = add_residual(self.drop_path(self.mlp(self.norm2(x))), x)
         return x.view(n, h, w, c)

@@ -19,6 +19,8 @@ from mmcv.cnn.bricks import DropPath
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from .residual import add_residual
+
 
 class Activation(nn.Module):
     """SiLU or exact (erf) GELU, elementwise, any shape.
@@ -290,10 +292,11 @@ class iRMB(nn.Module):
         x = self.norm(x)
         x = self.window_attention(x) if self.attention else self.v(x)
         local = self.se(self.conv_local(x))
-        # The adds run in place: autograd saves neither an activation's nor a conv's output.
-        x = local.add_(x) if self.has_skip else local
+        # The adds run in place (autograd saves neither an activation's nor a conv's output)
+        # where the sum keeps the branch's dtype (autocast: see add_residual).
+        x = add_residual(local, x) if self.has_skip else local
         x = self.proj(x)
-        return self.drop_path(x).add_(shortcut) if self.has_skip else x
+        return add_residual(self.drop_path(x), shortcut) if self.has_skip else x
 
     def switch_to_deploy(self) -> None:
         """Folds a BatchNorm input norm into ``v`` (a 1x1 conv that follows it directly).
