@@ -6,8 +6,9 @@ import torch
 from mmengine.model import BaseModule
 from torch import nn
 
-from ..layers import AttentionBlock, EfficientModBlock, PatchEmbed
-from .arguments import check_frozen_stages, parse_out_indices, select_arch
+from ..layers import AttentionBlock, ContextLayer, EfficientModBlock, PatchEmbed
+from .arguments import (MEMORY_FORMATS, check_frozen_stages, parse_out_indices,
+                        resolve_memory_format, select_arch)
 from .pretrained import init_from_pretrained_cfg
 
 NUM_STAGES = 4  # strides 4, 8, 16, 32
@@ -48,6 +49,12 @@ class EfficientMod(BaseModule):
         drop_path_rate: stochastic depth of the last block (linear from 0 over all blocks);
             defaults to the arch's.
         layer_scale_init_value: initial value of the EfficientMod blocks' ``gamma_1``.
+        memory_format: ``'channels_last'`` or ``'contiguous'``: how the convolutions (stem,
+            downsampling, depth-wise context) run on the ``(N, H, W, C)`` maps: on
+            channels-last views with channels-last weights, or on contiguous NCHW copies (as the
+            authors' model) with contiguous weights. ``None`` (auto): channels-last where no
+            GPU is visible when the backbone is built (measured faster on CPU), contiguous
+            where one is (not measured on a GPU yet, so the authors' layout).
         init_cfg: e.g. ``dict(type='Pretrained', checkpoint=PATH_OR_URL)``; optional ``prefix``
             (e.g. ``'backbone.'``) and ``state_key``: the authors' checkpoints are timm-style
             dicts, their non-EMA ``state_dict`` is read by default (as their detection code
@@ -79,6 +86,7 @@ class EfficientMod(BaseModule):
                  frozen_stages: int = -1,
                  drop_path_rate: Optional[float] = None,
                  layer_scale_init_value: float = 1e-4,
+                 memory_format: Optional[str] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = FROM_SCRATCH) -> None:
         super().__init__(init_cfg=init_cfg)
         arch = self._parse_arch(arch)
@@ -114,6 +122,14 @@ class EfficientMod(BaseModule):
                 layer.downsample = PatchEmbed(dims[i], dims[i + 1], kernel_size=3, stride=2,
                                               padding=1)
             self.layers.append(layer)
+        self.memory_format = resolve_memory_format(memory_format, 'EfficientMod')
+        channels_last = self.memory_format == 'channels_last'
+        for module in self.modules():
+            if isinstance(module, (PatchEmbed, ContextLayer)):
+                module.channels_last = channels_last
+        # Weights in the activations' layout: their gradients come out in the layout DDP's
+        # gradient buckets expect, and no convolution converts its weight per call.
+        self.to(memory_format=MEMORY_FORMATS[self.memory_format])
         self._freeze_stages()
 
     # ----------------------------------------------------------------- argument checking
@@ -160,6 +176,8 @@ class EfficientMod(BaseModule):
         channels_last_input = x.is_contiguous(memory_format=torch.channels_last) and \
             not x.is_contiguous()
         out_format = torch.channels_last if channels_last_input else torch.contiguous_format
+        # The stem convolution gets the image in its layout (memory_format).
+        x = x.contiguous(memory_format=MEMORY_FORMATS[self.memory_format])
         x = self.patch_embed(x.permute(0, 2, 3, 1))
         outs = []
         for i, layer in enumerate(self.layers):

@@ -8,7 +8,8 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..layers import iRMB, Stem
-from .arguments import check_frozen_stages, parse_out_indices, select_arch
+from .arguments import (MEMORY_FORMATS, check_frozen_stages, parse_out_indices,
+                        resolve_memory_format, select_arch)
 from .pretrained import init_from_pretrained_cfg, load_pretrained
 
 NUM_STAGES = 5  # stage0 (stem, stride 2) .. stage4 (stride 32)
@@ -46,6 +47,14 @@ class EMO(BaseModule):
         drop_path_rate: stochastic depth of the last block; defaults to the arch's.
         norm_cfg: the BatchNorm layers' config (e.g. ``dict(type='SyncBN')``); ``eps`` defaults
             to the authors' 1e-6.
+        memory_format: ``'channels_last'`` or ``'contiguous'``: the layout of the
+            convolution weights and of the maps between the blocks (inputs are converted once,
+            outputs come back in the input's). ``None`` (auto): channels-last where no GPU is
+            visible when the backbone is built (measured faster on CPU: 1x1 convolutions
+            become plain GEMMs, the channel LayerNorm and the attention tokens views),
+            contiguous where one is (cuDNN's depth-wise NHWC kernels may be slower; not
+            measured on a GPU yet, so PyTorch's default layout). Weights and activations share
+            the format, so DDP's gradient buckets get gradients in their own layout.
         init_cfg: e.g. ``dict(type='Pretrained', checkpoint='.../net.pth')`` (a path or URL;
             optionally ``prefix``, ``state_key``). The authors' classification checkpoints load
             with their classifier keys skipped.
@@ -75,6 +84,7 @@ class EMO(BaseModule):
                  norm_eval: bool = False,
                  drop_path_rate: Optional[float] = None,
                  norm_cfg: dict = dict(type='BN'),
+                 memory_format: Optional[str] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         arch = self._parse_arch(arch)
@@ -87,6 +97,7 @@ class EMO(BaseModule):
             f'stages 0..k stay frozen; -1: none; out_indices={self.out_indices} builds stages '
             f'0..{self.num_built_stages - 1} only')
         self.norm_eval = norm_eval
+        self.memory_format = resolve_memory_format(memory_format, 'EMO')
         self.deployed = False  # set by switch_to_deploy()
         if drop_path_rate is None:
             drop_path_rate = arch.get('drop_path_rate', 0.)
@@ -118,10 +129,10 @@ class EMO(BaseModule):
                          skip=not first, drop_path_rate=rates.pop(0), norm_cfg=norm_cfg))
                 in_channels = channels
             self.add_module(f'stage{i + 1}', nn.ModuleList(blocks))
-        # The convolution weights are channels-last like the activations: their gradients then
-        # come out in the layout DDP's gradient buckets expect (no "grad strides do not match
-        # bucket view strides" copies), and no convolution converts its weight per call.
-        self.to(memory_format=torch.channels_last)
+        # The convolution weights have the activations' layout: their gradients then come out
+        # in the layout DDP's gradient buckets expect (no "grad strides do not match bucket
+        # view strides" copies), and no convolution converts its weight per call.
+        self.to(memory_format=MEMORY_FORMATS[self.memory_format])
         self._freeze_stages()
 
     # ----------------------------------------------------------------- argument checking
@@ -171,12 +182,12 @@ class EMO(BaseModule):
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError('EMO expects images of shape (N, 3, H, W), got '
                              f'{tuple(x.shape)}')
-        # Channels-last inside: 1x1 convolutions become plain GEMMs, the channel LayerNorm and
-        # the attention tokens are views. The outputs keep the memory format of the input.
+        # Inside, the maps have the weights' layout (memory_format); the outputs keep the
+        # memory format of the input.
         channels_last_input = x.is_contiguous(memory_format=torch.channels_last) and \
             not x.is_contiguous()
         out_format = torch.channels_last if channels_last_input else torch.contiguous_format
-        x = x.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=MEMORY_FORMATS[self.memory_format])
         outs = []
         for i, stage in enumerate(self.stages):
             for block in stage:

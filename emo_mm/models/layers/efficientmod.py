@@ -20,13 +20,16 @@ from .irmb import Activation
 from .residual import add_residual, addcmul_residual
 
 
-def conv_nhwc(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+def conv_nhwc(conv: nn.Conv2d, x: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
     """Applies an NCHW ``conv`` to an ``(N, H, W, C)`` map; returns ``(N, H', W', C')``.
 
-    Both permutes are views when ``x`` is contiguous: the convolution sees a channels-last
-    tensor and returns one.
+    ``channels_last``: both permutes are views when ``x`` is contiguous, the convolution sees a
+    channels-last tensor and returns one. Otherwise it runs on a contiguous NCHW copy (as the
+    authors' model) and returns a (non-contiguous) view of its NCHW output.
     """
-    return conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+    if channels_last:
+        return conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+    return conv(x.permute(0, 3, 1, 2).contiguous()).permute(0, 2, 3, 1)
 
 
 class PatchEmbed(nn.Module):
@@ -40,11 +43,12 @@ class PatchEmbed(nn.Module):
         super().__init__()
         self.proj = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding)
         self.norm = nn.LayerNorm(out_channels)
+        self.channels_last = True  # the convolution's layout, set by the backbone
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # .contiguous() is a no-op on the channels-last conv output, and a copy otherwise (e.g.
         # a 3-channel NCHW image, whose conv output PyTorch keeps NCHW).
-        return self.norm(conv_nhwc(self.proj, x).contiguous())
+        return self.norm(conv_nhwc(self.proj, x, self.channels_last).contiguous())
 
 
 class ContextLayer(nn.Module):
@@ -63,11 +67,13 @@ class ContextLayer(nn.Module):
                       groups=channels)
         ])
         self.act = Activation('gelu')
+        self.channels_last = True  # the convolution's layout, set by the backbone
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # The depth-wise convolution is ~2x faster on the channels-last view than on the
+        # On CPU the depth-wise convolution is ~2x faster on the channels-last view than on the
         # contiguous NCHW copy the authors make (docs/benchmark.md).
-        return self.g(self.act(conv_nhwc(self.context_list[0], self.f(x))))
+        context = conv_nhwc(self.context_list[0], self.f(x), self.channels_last)
+        return self.g(self.act(context))
 
 
 class ModulationMlp(nn.Module):

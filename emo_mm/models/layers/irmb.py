@@ -82,7 +82,10 @@ class LayerNorm2d(nn.Module):
         self.norm = nn.LayerNorm(channels, eps=eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        out = self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        # The output of a contiguous NCHW input is made contiguous too (one copy): the stream
+        # keeps its memory format.
+        return out if x.is_contiguous(memory_format=torch.channels_last) else out.contiguous()
 
 
 class ConvNormAct(nn.Module):
@@ -277,12 +280,15 @@ class iRMB(nn.Module):
             # Zero padding on the right and bottom; padded pixels are attended to, not masked.
             x = F.pad(x, (0, pad_w, 0, pad_h))
         num_tokens = window[0] * window[1]
-        x = window_partition(x, window)
+        # Window ordering leaves the map channels-last; a contiguous stream stays contiguous.
+        layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) \
+            else torch.contiguous_format
+        x = window_partition(x, window).contiguous(memory_format=layout)
         q, k = window_tokens(self.qk(x), num_tokens, 2 * self.num_heads).chunk(2, dim=1)
         out = F.scaled_dot_product_attention(q, k, window_tokens(x, num_tokens, self.num_heads),
                                              scale=self.scale)
         out = out.transpose(1, 2).reshape(x.shape[0], x.shape[2], x.shape[3], x.shape[1])
-        x = window_reverse(out.permute(0, 3, 1, 2), window)
+        x = window_reverse(out.permute(0, 3, 1, 2), window).contiguous(memory_format=layout)
         # ``v`` runs on the padded map, as in the authors' model, so FLOP counts stay theirs.
         x = self.v(x)
         return x[:, :, :height, :width] if padded else x
