@@ -76,11 +76,16 @@ def free_port() -> int:
 
 
 def run_tool(args: List[str], cwd: Path, env: Optional[Dict[str, str]] = None,
-             expect_ok: bool = True, timeout: int = 900) -> str:
+             expect_ok: bool = True, timeout: int = 900, cpu_only: bool = True) -> str:
     """Runs a command as a user would (its own process, in ``cwd``); returns stdout + stderr
-    and asserts the exit status (0, or non-zero when ``expect_ok`` is false)."""
+    and asserts the exit status (0, or non-zero when ``expect_ok`` is false).
+
+    ``cpu_only``: the command sees no GPU (``CUDA_VISIBLE_DEVICES=``), so that the CPU
+    behaviour the tests check (gloo, SyncBN replaced, CPU timings) is what runs on a GPU host
+    too; the GPU checks (tests/test_gpu.py) pass ``cpu_only=False``."""
+    hidden = {'CUDA_VISIBLE_DEVICES': ''} if cpu_only else {}
     proc = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+                          timeout=timeout, env={**os.environ, **hidden, **(env or {})})
     output = proc.stdout + proc.stderr
     if expect_ok:
         assert proc.returncode == 0, f'{args} failed:\n{output[-6000:]}'
@@ -186,6 +191,16 @@ def unmatched(found, expected, top: int, score_atol: float = 1e-3) -> List[int]:
 # (tests/rank_weights_hook.py), which changes nothing in the training. Under pytest-xdist the
 # workers share them too (:func:`once_per_run`).
 LEARNED = ('learned_ssdlite', 'learned_deeplabv3')
+
+
+@pytest.fixture(autouse=True, scope='session')
+def full_float32_on_cuda():
+    """Every test runs with TF32 off (emo_mm.testing.tf32): on CUDA GPUs from Ampere on,
+    cuDNN's default TF32 convolutions would break the float32 tolerances (FP32_RTOL). No effect
+    on CPU."""
+    from emo_mm.testing.tf32 import tf32_disabled
+    with tf32_disabled():
+        yield
 
 
 def pytest_configure(config) -> None:

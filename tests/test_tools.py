@@ -50,8 +50,8 @@ def test_missing_config_and_bad_launcher(tmp_path):
         config_options.load_config(str(tmp_path / 'cfg.py'), launcher='torchrun')
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason='checks the CPU fallbacks')
-def test_cpu_adaptation_replaces_sync_bn_and_ddp_device_ids(tmp_path):
+def test_cpu_adaptation_replaces_sync_bn_and_ddp_device_ids(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)  # the CPU fallbacks
     cfg = make_config(tmp_path, (
         "default_scope = 'mmseg'\nsync_bn = 'torch'\n"
         "model = dict(backbone=dict(norm_cfg=dict(type='SyncBN', eps=1e-6)),\n"

@@ -9,6 +9,7 @@ the BatchNorms into the convolutions and runs activations in place.
 The backbone runs channels-last: the permutes and reshapes below are views of such maps, and
 stay correct (only slower) for any other memory format.
 """
+import importlib
 import math
 from typing import Optional, Tuple
 
@@ -20,6 +21,15 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from .residual import add_residual
+
+
+def is_compiling() -> bool:
+    """Whether torch.compile (Dynamo) is tracing the caller (``torch.compiler.is_compiling``
+    from torch 2.3, ``torch._dynamo.is_compiling`` before)."""
+    compiler = getattr(torch, 'compiler', None)
+    if compiler is not None and hasattr(compiler, 'is_compiling'):
+        return compiler.is_compiling()
+    return importlib.import_module('torch._dynamo').is_compiling()
 
 
 class Activation(nn.Module):
@@ -273,9 +283,10 @@ class iRMB(nn.Module):
         height, width = x.shape[-2:]
         window = (self.window_size, self.window_size) if self.window_size > 0 else (height, width)
         pad_h, pad_w = -height % window[0], -width % window[1]
-        # A trace (ONNX export) pads and crops always, by amounts that may be 0: a Python branch
-        # would freeze the traced size's choice into a graph that takes any size.
-        padded = torch.jit.is_tracing() or bool(pad_h or pad_w)
+        # A trace (ONNX export) or torch.compile pads and crops always, by amounts that may be
+        # 0: a Python branch would freeze the traced size's choice into a graph that takes any
+        # size (compile: guard on it, and compile again whenever the choice flips).
+        padded = torch.jit.is_tracing() or is_compiling() or bool(pad_h or pad_w)
         if padded:
             # Zero padding on the right and bottom; padded pixels are attended to, not masked.
             x = F.pad(x, (0, pad_w, 0, pad_h))
