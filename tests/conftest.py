@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import pytest
 import torch
@@ -66,6 +66,16 @@ def assert_close(actual: Tensors, expected: Tensors, what: str = '',
     print(f'{what}: max |actual - expected| / max |expected| = {error:.2e} (tolerance {rtol:.0e})')
     assert error <= rtol, f'{what}: relative error {error:.3e} > {rtol:.0e}'
     return error
+
+
+def matmul_depths(build: Callable[[Tuple[int, ...]], torch.nn.Module],
+                  num_stages: int) -> List[int]:
+    """For each stage output of a backbone: the number of convolutions and Linear layers on
+    the way to it, counted in ``build(out_indices=(k, ))`` (which builds the stages up to k
+    only); each one rounds its input and weight under autocast (tests/test_mixed_precision.py
+    derives the AMP tolerances from it)."""
+    return [sum(isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
+                for m in build(out_indices=(k, )).modules()) for k in range(num_stages)]
 
 
 def free_port() -> int:

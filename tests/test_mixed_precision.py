@@ -1,10 +1,12 @@
 """Both backbones under ``torch.autocast('cpu', dtype=torch.bfloat16)``: the residual stream
 keeps the authors' dtype with and without gradients, outputs stay near float32, gradients are
 finite."""
+from functools import partial
 from typing import List, Tuple
 
 import pytest
 import torch
+from conftest import matmul_depths
 from torch import nn
 
 from emo_mm import EMO
@@ -37,14 +39,6 @@ def image() -> torch.Tensor:
 def bf16_dtypes(model: nn.Module, grad: bool) -> List[torch.dtype]:
     with torch.set_grad_enabled(grad), torch.autocast('cpu', dtype=torch.bfloat16):
         return [out.dtype for out in model(image())]
-
-
-def matmul_depths(backbone: type, arch: str) -> List[int]:
-    """For each stage output: the number of convolutions and Linear layers on the way to it
-    (those of a backbone that builds the stages up to it), each run in bfloat16."""
-    return [sum(isinstance(m, (nn.Conv2d, nn.Linear))
-                for m in backbone(arch, out_indices=(k, )).modules())
-            for k in range(NUM_STAGES[backbone])]
 
 
 @pytest.mark.parametrize('backbone', (EMO, EfficientMod))
@@ -81,7 +75,8 @@ def test_bf16_training_step_near_fp32_with_finite_gradients(backbone, arch):
     with torch.autocast('cpu', dtype=torch.bfloat16):
         outs = model(x)
     sum(out.float().mean() for out in outs).backward()
-    for k, (out, ref, depth) in enumerate(zip(outs, expected, matmul_depths(backbone, arch))):
+    depths = matmul_depths(partial(backbone, arch), NUM_STAGES[backbone])
+    for k, (out, ref, depth) in enumerate(zip(outs, expected, depths)):
         error = ((out.float() - ref).abs().max() / ref.abs().max()).item()
         print(f'{backbone.__name__} stage {k}: bf16 relative error {error:.4f} '
               f'(tolerance {depth * BF16_EPS:.3f})')
