@@ -242,7 +242,8 @@ class EMO(BaseModule):
 
         The classifier's keys (``norm.*``, ``head.*``) and those of the stages not built are
         skipped and logged; any other key that does not fit, or a missing one, is an error that
-        names the keys, shapes and the file read (see :func:`~emo_mm.models.backbones.pretrained.load_pretrained`).
+        names the keys, shapes and the file read
+        (see :func:`~emo_mm.models.backbones.pretrained.load_pretrained`).
         """
         load_pretrained(self, checkpoint, prefix=prefix, skip_prefixes=CLASSIFIER_PREFIXES,
                         unbuilt_prefixes=self.unbuilt_prefixes)
