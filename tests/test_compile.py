@@ -91,8 +91,8 @@ def test_a_keep_ratio_pipeline_compiles_a_few_times(name):
     windows), 2 for EfficientMod (:data:`COMPILATIONS`, measured on torch 2.13, CPU).
     EfficientMod: the first size's static graph, then one symbolic graph for every later size.
     EMO's window attention pads always while compiled, so whether a size needs padding is no
-    guard; the guards left come from PyTorch's CPU convolution backend choice, which depends on
-    the input size (measured by hand over these sizes with 7-pixel windows: EMO-1M 4 graphs
+    guard; the guards read in ``TORCH_LOGS=recompiles`` came from PyTorch's CPU convolution
+    backend choice, which depends on the input size (measured by hand over these sizes with 7-pixel windows: EMO-1M 4 graphs
     before the always-pad change, the small variant 3 after). Dynamo stops compiling a function after
     ``torch._dynamo.config.cache_size_limit`` (8) graphs and runs it eagerly."""
     count = count_compilations(BACKBONES[name])
