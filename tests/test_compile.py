@@ -32,9 +32,10 @@ SIZES = ((64, 64), (72, 88))
 # compilations stay short), in arrival order.
 KEEP_RATIO_SIZES = ((64, 96), (70, 90), (96, 64), (84, 112), (77, 101), (64, 64))
 # Compilations over KEEP_RATIO_SIZES, measured on torch 2.13 (CPU): the first size's static
-# graph, a symbolic one at the first change of size, and for EMO more where PyTorch's CPU
-# convolution sets guards on the size (its backend choice, torch._C._select_conv_backend,
-# depends on the input's size: e.g. the stem's at 3*H*W = 20480), not the backbone.
+# graph, a symbolic one at the first change of size, and for EMO more for guards on the size:
+# PyTorch's CPU convolution (its backend choice, torch._C._select_conv_backend, depends on the
+# input's size: e.g. the stem's at 3*H*W = 20480) and window_partition's reshape (a view or a
+# copy, by the number of windows).
 COMPILATIONS = {'EMO': 5, 'EfficientMod': 2}
 
 
@@ -92,7 +93,8 @@ def test_a_keep_ratio_pipeline_compiles_a_few_times(name):
     EfficientMod: the first size's static graph, then one symbolic graph for every later size.
     EMO's window attention pads always while compiled, so whether a size needs padding is no
     guard; the guards read in ``TORCH_LOGS=recompiles`` came from PyTorch's CPU convolution
-    backend choice, which depends on the input size (measured by hand over these sizes with 7-pixel windows: EMO-1M 4 graphs
+    backend choice, which depends on the input size, and from ``window_partition``'s reshape
+    (whether it can be a view depends on the number of windows) (measured by hand over these sizes with 7-pixel windows: EMO-1M 4 graphs
     before the always-pad change, the small variant 3 after). Dynamo stops compiling a function after
     ``torch._dynamo.config.cache_size_limit`` (8) graphs and runs it eagerly."""
     count = count_compilations(BACKBONES[name])
