@@ -15,14 +15,15 @@ install:
 demo: install
 	$(PYTHON) tools/demo.py
 
-# Everything, with the 20 slowest tests listed at the end (the `stack` module's end-to-end run
+# Everything but the GPU check (tools/gpu_check.sh), with the 20 slowest tests listed at the end
+# (the `stack` module's end-to-end run
 # repeats what the rest covers at length: see test-stack).
 test: install
-	$(PYTHON) -m pytest -m "not stack" --durations=20 $(PYTEST_ARGS)
+	$(PYTHON) -m pytest -m "not stack and not gpu" --durations=20 $(PYTEST_ARGS)
 
 # The edit-test loop: unit and parity tests, no training, exporting or tool subprocesses.
 test-quick: install
-	$(PYTHON) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PYTHON) -m pytest -m "not slow and not gpu" $(PYTEST_ARGS)
 
 # One short run from training to a deployed file (2-process dist_train.sh, tools/test.py, ONNX
 # export and parity): with test-quick, what .ci/run checks on the oldest stack.

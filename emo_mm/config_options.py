@@ -60,8 +60,10 @@ def apply_train_options(cfg: Config, amp: bool = False, auto_scale_lr: bool = Fa
     """
     if amp:
         if not torch.cuda.is_available():
-            raise ConfigError('--amp needs a CUDA GPU (mmengine\'s AmpOptimWrapper); '
-                               'none is available here')
+            # mmengine 0.10's AmpOptimWrapper asserts a GPU (CUDA, NPU, MLU, MUSA) and scales
+            # the loss with CUDA's GradScaler; it has no CPU (bfloat16) path.
+            raise ConfigError('--amp needs a CUDA GPU: mmengine\'s AmpOptimWrapper refuses to '
+                              'run on CPU, and none is available here')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
     if auto_scale_lr:

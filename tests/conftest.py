@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import pytest
 
@@ -78,6 +78,16 @@ def assert_close(actual: Tensors, expected: Tensors, what: str = '',
     return error
 
 
+def matmul_depths(build: Callable[[Tuple[int, ...]], torch.nn.Module],
+                  num_stages: int) -> List[int]:
+    """For each stage output of a backbone: the number of convolutions and Linear layers on
+    the way to it, counted in ``build(out_indices=(k, ))`` (which builds the stages up to k
+    only); each one rounds its input and weight under autocast (tests/test_mixed_precision.py
+    derives the AMP tolerances from it)."""
+    return [sum(isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
+                for m in build(out_indices=(k, )).modules()) for k in range(num_stages)]
+
+
 def free_port() -> int:
     """A free TCP port on the loopback interface, for torch.distributed.run's rendezvous."""
     with socket.socket() as sock:
@@ -114,7 +124,8 @@ def run_in_processes(fn: Callable, world_size: int, *args) -> None:
 def run_tool(args: List[str], cwd: Path, env: Optional[Dict[str, str]] = None,
              expect_ok: bool = True, timeout: int = 900) -> str:
     """Runs a command as a user would (its own process, in ``cwd``); returns stdout + stderr
-    and asserts the exit status (0, or non-zero when ``expect_ok`` is false)."""
+    and asserts the exit status (0, or non-zero when ``expect_ok`` is false). It sees the GPUs
+    only in the GPU check (``CUDA_VISIBLE_DEVICES`` above)."""
     proc = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **(env or {})})
     output = proc.stdout + proc.stderr
@@ -231,6 +242,16 @@ def pytest_report_header(config) -> str:
             'tools); the GPU check is tools/gpu_check.sh')
 
 
+@pytest.fixture(autouse=True, scope='session')
+def full_float32_on_cuda():
+    """Every test runs with TF32 off (emo_mm.testing.tf32): on CUDA GPUs from Ampere on,
+    cuDNN's default TF32 convolutions would break the float32 tolerances (FP32_RTOL). No effect
+    on CPU."""
+    from emo_mm.testing.tf32 import tf32_disabled
+    with tf32_disabled():
+        yield
+
+
 def pytest_configure(config) -> None:
     """Under pytest-xdist the workers share the cores: each worker's torch, and the tools it
     starts, get cores / workers threads (the numerical tests run with 1 and 2 threads in CI)."""
@@ -252,10 +273,11 @@ MODULE_ORDER = ('test_learning', 'test_segmentation', 'test_deploy', 'test_detec
                 'test_deploy_two_stage', 'test_slurm', 'test_resume', 'test_sem_fpn',
                 'test_mask_rcnn', 'test_inputs', 'test_deploy_graphs', 'test_deploy_doors',
                 'test_deploy_openvino', 'test_tools', 'test_distributed_state',
-                'test_emov2_learning',
+                'test_emov2_learning', 'test_compile', 'test_unused_stages', 'test_gpu',
                 None,  # modules not listed
                 'test_checkpoint', 'test_flops', 'test_emov2_configs', 'test_registration',
-                'test_fast_path', 'test_efficientmod', 'test_emov2', 'test_backbone')
+                'test_fast_path', 'test_efficientmod', 'test_emov2', 'test_backbone',
+                'test_mixed_precision', 'test_memory_format')
 
 
 def _module_rank(item) -> int:

@@ -100,7 +100,9 @@ class SlurmCluster:
         self._daemons: Dict[str, subprocess.Popen] = {}
         self.env = {name: value for name, value in os.environ.items()
                     if not name.startswith(FOREIGN_PREFIXES) and name not in FOREIGN_VARIABLES}
-        self.env.update({'SLURM_CONF': str(self.conf), MARKER_VARIABLE: str(self.root)})
+        # The cluster has no GPUs (GRES=): its tasks run on CPU (gloo) on a GPU host too.
+        self.env.update({'SLURM_CONF': str(self.conf), MARKER_VARIABLE: str(self.root),
+                         'CUDA_VISIBLE_DEVICES': ''})
 
     # ------------------------------------------------------------------------- start and stop
     def start(self, timeout: float = 60.) -> None:

@@ -253,3 +253,22 @@ def test_scratch_training_with_frozen_batchnorm_statistics_warns(tiny_ade_cwd):
     assert 'model.backbone.norm_eval=False' in output
     quiet = run_tool(python_tool('train.py', TINY_DEEPLAB, '--preflight'), cwd=tiny_ade_cwd)
     assert 'norm_eval' not in quiet
+
+
+def test_amp_on_cpu_is_refused_in_one_line_because_mmengine_refuses(tmp_path, monkeypatch):
+    """--amp on a machine without a GPU: one line saying why. The reason is checked too:
+    mmengine's AmpOptimWrapper itself refuses to be built without a GPU (when it learns CPU
+    bfloat16, this test fails and --amp can be allowed on CPU)."""
+    from mmengine.optim import AmpOptimWrapper
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    monkeypatch.setattr('mmengine.optim.optimizer.amp_optimizer_wrapper.is_cuda_available',
+                        lambda: False)
+    with pytest.raises(AssertionError, match='only available training on gpu'):
+        AmpOptimWrapper(optimizer=torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1),
+                        dtype='bfloat16')
+    cfg = make_config(tmp_path, "default_scope = 'mmdet'\noptim_wrapper = dict()\n")
+    with pytest.raises(config_options.ConfigError) as error:
+        config_options.apply_train_options(cfg, amp=True)
+    message = str(error.value)
+    assert '\n' not in message and message.startswith('--amp needs a CUDA GPU: mmengine') \
+        and 'refuses to run on CPU' in message

@@ -25,7 +25,9 @@ backward of the sum of the output means in train mode (``train``).
 The tool only measures and reports. ``--check`` also compares with the acceptance targets
 (CPU, 224x224: EMO-1M/5M and EMOv2-1M/5M inference >= 1.5x ``ref`` at batch 32 and >= 1.2x at
 batch 1, training step >= 1.3x; every backbone's inference outputs within 1e-5 of ``ref``
-relative to the output magnitude) and exits with status 1 when one is missed.
+relative to the output magnitude) and exits with status 1 when one is missed. On CUDA
+``--check`` turns TF32 off for the whole run (its ~1e-3 rounding would miss 1e-5) and says
+so; without it PyTorch's defaults stay and the TF32 state is printed.
 
 The default is a quick run (several minutes on 2 cores): EMO 1m/5m, EMOv2 1m/5m and
 EfficientMod xxs/s, batches 1 and 32, 224x224, both modes. ``--sections``, ``--emo-archs``,
@@ -59,6 +61,7 @@ from emo_mm.models.backbones.efficientmod import EfficientMod  # noqa: E402
 from emo_mm.models.backbones.emo import EMO  # noqa: E402
 from emo_mm.models.backbones.emov2 import EMOv2  # noqa: E402
 from emo_mm.testing import efficientmod_reference, emo_reference, emov2_reference  # noqa: E402
+from emo_mm.testing.tf32 import tf32_state  # noqa: E402
 
 Models = Dict[str, nn.Module]
 # Acceptance targets, checked only with --check.
@@ -422,6 +425,12 @@ def main() -> int:
     devices = args.devices or (['cpu', 'cuda'] if torch.cuda.is_available() else ['cpu'])
     print(f'torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs; '
           f'median of {args.reps} steps after {args.warmup} warm-up steps')
+    if args.check and any(name.startswith('cuda') for name in devices):
+        # --check compares float32 outputs at 1e-5: TF32 (cuDNN's default from Ampere on,
+        # ~1e-3) would miss it. Timings then are full-float32 ones too.
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    if any(name.startswith('cuda') for name in devices):
+        print(f'cuda: {tf32_state()}' + (' (--check turns TF32 off)' if args.check else ''))
     rows = []
     for name in devices:
         device = torch.device(name)

@@ -1,6 +1,8 @@
 """Argument checks the backbones share, with messages that name the valid choices."""
 from numbers import Integral
-from typing import Any, Dict, Sequence, Tuple, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
+
+import torch
 
 
 def select_arch(arch: Union[str, Dict[str, Any]], arch_zoo: Dict[str, Dict[str, Any]],
@@ -41,3 +43,19 @@ def check_frozen_stages(frozen_stages: int, highest: int, meaning: str) -> int:
         raise ValueError(f'frozen_stages must be an int in -1..{highest} ({meaning}), got '
                          f'{frozen_stages!r}')
     return frozen_stages
+
+
+MEMORY_FORMATS = {'channels_last': torch.channels_last, 'contiguous': torch.contiguous_format}
+
+
+def resolve_memory_format(memory_format: Optional[str], model: str) -> str:
+    """``'channels_last'`` or ``'contiguous'``; ``None`` picks by where the backbone will run:
+    channels-last without a visible GPU (measured faster on CPU: docs/benchmark.md), contiguous
+    with one (cuDNN's depth-wise NHWC kernels may be slower; not measured yet, docs/gpu.md)."""
+    if memory_format is None:
+        return 'contiguous' if torch.cuda.is_available() else 'channels_last'
+    if memory_format not in MEMORY_FORMATS:
+        raise ValueError(f'{model} memory_format must be one of {sorted(MEMORY_FORMATS)} or None '
+                         f'(auto: channels_last on CPU, contiguous on CUDA), got '
+                         f'{memory_format!r}')
+    return memory_format

@@ -6,8 +6,9 @@ import torch
 from mmengine.model import BaseModule
 from torch import nn
 
-from ..layers import AttentionBlock, EfficientModBlock, PatchEmbed
-from .arguments import check_frozen_stages, parse_out_indices, select_arch
+from ..layers import AttentionBlock, ContextLayer, EfficientModBlock, PatchEmbed
+from .arguments import (MEMORY_FORMATS, check_frozen_stages, parse_out_indices,
+                        resolve_memory_format, select_arch)
 from .pretrained import init_from_pretrained_cfg
 
 NUM_STAGES = 4  # strides 4, 8, 16, 32
@@ -38,12 +39,22 @@ class EfficientMod(BaseModule):
         arch: ``'xxs'``, ``'xs'``, ``'s'``, ``'s_conv'`` or a dict with the fields of
             :attr:`arch_zoo` (``drop_path_rate`` optional).
         out_indices: stages to return, any subset of ``0..3``, returned in ascending order.
+            Only ``layers.0 .. layers.{m}``, ``m = max(out_indices)``, are built, and
+            ``layers.{m}`` without its downsampling (what comes after the last output would
+            never run, and DDP with ``find_unused_parameters=False`` fails on parameters
+            without gradients); a checkpoint's keys of what is not built are skipped and logged.
         frozen_stages: ``-1`` freezes nothing, ``0`` the stem (``patch_embed``), ``k >= 1`` the
             stem and ``layers.0 .. layers.{k-1}`` (each with its downsampling): kept in eval
-            mode without gradients.
+            mode without gradients; at most ``max(out_indices) + 1``.
         drop_path_rate: stochastic depth of the last block (linear from 0 over all blocks);
             defaults to the arch's.
         layer_scale_init_value: initial value of the EfficientMod blocks' ``gamma_1``.
+        memory_format: ``'channels_last'`` or ``'contiguous'``: how the convolutions (stem,
+            downsampling, depth-wise context) run on the ``(N, H, W, C)`` maps: on
+            channels-last views with channels-last weights, or on contiguous NCHW copies (as the
+            authors' model) with contiguous weights. ``None`` (auto): channels-last where no
+            GPU is visible when the backbone is built (measured faster on CPU), contiguous
+            where one is (not measured on a GPU yet, so the authors' layout).
         init_cfg: e.g. ``dict(type='Pretrained', checkpoint=PATH_OR_URL)``; optional ``prefix``
             (e.g. ``'backbone.'``) and ``state_key``: the authors' checkpoints are timm-style
             dicts, their non-EMA ``state_dict`` is read by default (as their detection code
@@ -75,12 +86,16 @@ class EfficientMod(BaseModule):
                  frozen_stages: int = -1,
                  drop_path_rate: Optional[float] = None,
                  layer_scale_init_value: float = 1e-4,
+                 memory_format: Optional[str] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = FROM_SCRATCH) -> None:
         super().__init__(init_cfg=init_cfg)
         arch = self._parse_arch(arch)
         self.out_indices = self._parse_out_indices(out_indices)
+        self.num_built_stages = max(self.out_indices) + 1
         self.frozen_stages = check_frozen_stages(
-            frozen_stages, NUM_STAGES, '-1: none, 0: the stem, k: the stem and stages 0..k-1')
+            frozen_stages, self.num_built_stages,
+            f'-1: none, 0: the stem, k: the stem and stages 0..k-1; out_indices='
+            f'{self.out_indices} builds stages 0..{self.num_built_stages - 1} only')
         if drop_path_rate is None:
             drop_path_rate = arch.get('drop_path_rate', 0.)
         if not (isinstance(drop_path_rate, Real) and 0 <= drop_path_rate < 1):
@@ -92,7 +107,7 @@ class EfficientMod(BaseModule):
         # Stochastic depth grows linearly over all blocks, EfficientMod and attention alike.
         rates = torch.linspace(0, drop_path_rate, sum(depths) + sum(att_depths)).tolist()
         self.layers = nn.ModuleList()
-        for i in range(NUM_STAGES):
+        for i in range(self.num_built_stages):  # later stages would never run
             layer = nn.Module()
             blocks: List[nn.Module] = [
                 EfficientModBlock(dims[i], arch['mlp_ratios'][j % 2], rates.pop(0),
@@ -103,10 +118,18 @@ class EfficientMod(BaseModule):
                 for _ in range(att_depths[i])
             ]
             layer.blocks = nn.ModuleList(blocks)
-            if i < NUM_STAGES - 1:
+            if i < self.num_built_stages - 1:
                 layer.downsample = PatchEmbed(dims[i], dims[i + 1], kernel_size=3, stride=2,
                                               padding=1)
             self.layers.append(layer)
+        self.memory_format = resolve_memory_format(memory_format, 'EfficientMod')
+        channels_last = self.memory_format == 'channels_last'
+        for module in self.modules():
+            if isinstance(module, (PatchEmbed, ContextLayer)):
+                module.channels_last = channels_last
+        # Weights in the activations' layout: their gradients come out in the layout DDP's
+        # gradient buckets expect, and no convolution converts its weight per call.
+        self.to(memory_format=MEMORY_FORMATS[self.memory_format])
         self._freeze_stages()
 
     # ----------------------------------------------------------------- argument checking
@@ -153,14 +176,16 @@ class EfficientMod(BaseModule):
         channels_last_input = x.is_contiguous(memory_format=torch.channels_last) and \
             not x.is_contiguous()
         out_format = torch.channels_last if channels_last_input else torch.contiguous_format
+        # The stem convolution gets the image in its layout (memory_format).
+        x = x.contiguous(memory_format=MEMORY_FORMATS[self.memory_format])
         x = self.patch_embed(x.permute(0, 2, 3, 1))
         outs = []
-        for i, layer in enumerate(self.layers[:max(self.out_indices) + 1]):
+        for i, layer in enumerate(self.layers):
             for block in layer.blocks:
                 x = block(x)
             if i in self.out_indices:
                 outs.append(x.permute(0, 3, 1, 2).contiguous(memory_format=out_format))
-            if i < max(self.out_indices):
+            if hasattr(layer, 'downsample'):
                 x = layer.downsample(x)
         return tuple(outs)
 
@@ -182,6 +207,13 @@ class EfficientMod(BaseModule):
         return self
 
     # ------------------------------------------------------------------ checkpoints
+    @property
+    def unbuilt_prefixes(self) -> Tuple[str, ...]:
+        """Checkpoint key prefixes of what comes after the last output, not built."""
+        last = self.num_built_stages - 1
+        later = tuple(f'layers.{i}.' for i in range(last + 1, NUM_STAGES))
+        return ((f'layers.{last}.downsample.', ) if last < NUM_STAGES - 1 else ()) + later
+
     def init_weights(self) -> None:
-        if not init_from_pretrained_cfg(self):
+        if not init_from_pretrained_cfg(self, unbuilt_prefixes=self.unbuilt_prefixes):
             super().init_weights()

@@ -8,7 +8,8 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..layers import iRMB, Stem
-from .arguments import check_frozen_stages, parse_out_indices, select_arch
+from .arguments import (MEMORY_FORMATS, check_frozen_stages, parse_out_indices,
+                        resolve_memory_format, select_arch)
 from .pretrained import init_from_pretrained_cfg, load_pretrained
 
 NUM_STAGES = 5  # stage0 (stem, stride 2) .. stage4 (stride 32)
@@ -37,12 +38,23 @@ class EMO(BaseModule):
             ``0`` means global attention over the whole map. The authors use 7 for
             classification, 7/10 (1M-2M/5M) for detection, 7/16 for segmentation.
         out_indices: stages to return, any subset of ``0..4``, returned in ascending order.
+            Only stages ``0..max(out_indices)`` are built (later ones would never run, and
+            DDP with ``find_unused_parameters=False`` fails on parameters without gradients);
+            a checkpoint's keys of the stages not built are skipped and logged.
         frozen_stages: stages ``0..frozen_stages`` are kept in eval mode without gradients;
-            ``-1`` freezes nothing.
+            ``-1`` freezes nothing; at most ``max(out_indices)``.
         norm_eval: keep every BatchNorm in eval mode while training.
         drop_path_rate: stochastic depth of the last block; defaults to the arch's.
         norm_cfg: the BatchNorm layers' config (e.g. ``dict(type='SyncBN')``); ``eps`` defaults
             to the authors' 1e-6.
+        memory_format: ``'channels_last'`` or ``'contiguous'``: the layout of the
+            convolution weights and of the maps between the blocks (inputs are converted once,
+            outputs come back in the input's). ``None`` (auto): channels-last where no GPU is
+            visible when the backbone is built (measured faster on CPU: 1x1 convolutions
+            become plain GEMMs, the channel LayerNorm and the attention tokens views),
+            contiguous where one is (cuDNN's depth-wise NHWC kernels may be slower; not
+            measured on a GPU yet, so PyTorch's default layout). Weights and activations share
+            the format, so DDP's gradient buckets get gradients in their own layout.
         init_cfg: e.g. ``dict(type='Pretrained', checkpoint='.../net.pth')`` (a path or URL;
             optionally ``prefix``, ``state_key``). The authors' classification checkpoints load
             with their classifier keys skipped.
@@ -72,15 +84,20 @@ class EMO(BaseModule):
                  norm_eval: bool = False,
                  drop_path_rate: Optional[float] = None,
                  norm_cfg: dict = dict(type='BN'),
+                 memory_format: Optional[str] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         arch = self._parse_arch(arch)
         depths, embed_dims = arch['depths'], arch['embed_dims']
         window_sizes = self._parse_window_size(window_size)
         self.out_indices = self._parse_out_indices(out_indices)
-        self.frozen_stages = check_frozen_stages(frozen_stages, NUM_STAGES - 1,
-                                                 'stages 0..k stay frozen; -1: none')
+        self.num_built_stages = max(self.out_indices) + 1
+        self.frozen_stages = check_frozen_stages(
+            frozen_stages, self.num_built_stages - 1,
+            f'stages 0..k stay frozen; -1: none; out_indices={self.out_indices} builds stages '
+            f'0..{self.num_built_stages - 1} only')
         self.norm_eval = norm_eval
+        self.memory_format = resolve_memory_format(memory_format, 'EMO')
         self.deployed = False  # set by switch_to_deploy()
         if drop_path_rate is None:
             drop_path_rate = arch.get('drop_path_rate', 0.)
@@ -97,6 +114,8 @@ class EMO(BaseModule):
         rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
         in_channels = arch['stem_dim']
         for i, (depth, channels) in enumerate(zip(depths, embed_dims)):
+            if i + 1 >= self.num_built_stages:
+                break  # the stages after max(out_indices) would never run
             blocks = []
             for j in range(depth):
                 first = j == 0  # down-samples: stride 2, double expansion, no attention/skips
@@ -110,10 +129,10 @@ class EMO(BaseModule):
                          skip=not first, drop_path_rate=rates.pop(0), norm_cfg=norm_cfg))
                 in_channels = channels
             self.add_module(f'stage{i + 1}', nn.ModuleList(blocks))
-        # The convolution weights are channels-last like the activations: their gradients then
-        # come out in the layout DDP's gradient buckets expect (no "grad strides do not match
-        # bucket view strides" copies), and no convolution converts its weight per call.
-        self.to(memory_format=torch.channels_last)
+        # The convolution weights have the activations' layout: their gradients then come out
+        # in the layout DDP's gradient buckets expect (no "grad strides do not match bucket
+        # view strides" copies), and no convolution converts its weight per call.
+        self.to(memory_format=MEMORY_FORMATS[self.memory_format])
         self._freeze_stages()
 
     # ----------------------------------------------------------------- argument checking
@@ -151,20 +170,26 @@ class EMO(BaseModule):
     # ----------------------------------------------------------------------- forward
     @property
     def stages(self) -> List[nn.ModuleList]:
-        return [getattr(self, f'stage{i}') for i in range(NUM_STAGES)]
+        """The built stages, ``stage0 .. stage{max(out_indices)}``."""
+        return [getattr(self, f'stage{i}') for i in range(self.num_built_stages)]
+
+    @property
+    def unbuilt_prefixes(self) -> Tuple[str, ...]:
+        """Checkpoint key prefixes of the stages after ``max(out_indices)``, not built."""
+        return tuple(f'stage{i}.' for i in range(self.num_built_stages, NUM_STAGES))
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError('EMO expects images of shape (N, 3, H, W), got '
                              f'{tuple(x.shape)}')
-        # Channels-last inside: 1x1 convolutions become plain GEMMs, the channel LayerNorm and
-        # the attention tokens are views. The outputs keep the memory format of the input.
+        # Inside, the maps have the weights' layout (memory_format); the outputs keep the
+        # memory format of the input.
         channels_last_input = x.is_contiguous(memory_format=torch.channels_last) and \
             not x.is_contiguous()
         out_format = torch.channels_last if channels_last_input else torch.contiguous_format
-        x = x.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=MEMORY_FORMATS[self.memory_format])
         outs = []
-        for i, stage in enumerate(self.stages[:max(self.out_indices) + 1]):
+        for i, stage in enumerate(self.stages):
             for block in stage:
                 x = block(x)
             if i in self.out_indices:
@@ -208,14 +233,17 @@ class EMO(BaseModule):
 
     # ------------------------------------------------------------------ checkpoints
     def init_weights(self) -> None:
-        if not init_from_pretrained_cfg(self, skip_prefixes=CLASSIFIER_PREFIXES):
+        if not init_from_pretrained_cfg(self, skip_prefixes=CLASSIFIER_PREFIXES,
+                                        unbuilt_prefixes=self.unbuilt_prefixes):
             super().init_weights()
 
     def load_pretrained(self, checkpoint: str, prefix: Optional[str] = None) -> None:
         """Loads a checkpoint path or URL in the authors' flat format (or mmengine's).
 
-        The classifier's keys (``norm.*``, ``head.*``) are skipped and logged; any other key
-        that does not fit, or a missing one, is an error that names the keys, shapes and the
-        file read (see :func:`~emo_mm.models.backbones.pretrained.load_pretrained`).
+        The classifier's keys (``norm.*``, ``head.*``) and those of the stages not built are
+        skipped and logged; any other key that does not fit, or a missing one, is an error that
+        names the keys, shapes and the file read
+        (see :func:`~emo_mm.models.backbones.pretrained.load_pretrained`).
         """
-        load_pretrained(self, checkpoint, prefix=prefix, skip_prefixes=CLASSIFIER_PREFIXES)
+        load_pretrained(self, checkpoint, prefix=prefix, skip_prefixes=CLASSIFIER_PREFIXES,
+                        unbuilt_prefixes=self.unbuilt_prefixes)

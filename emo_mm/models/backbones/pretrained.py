@@ -80,8 +80,8 @@ def load_pretrained(model: nn.Module, checkpoint: str, prefix: Optional[str] = N
         state_key: the dict entry holding the weights (e.g. ``'state_dict_ema'``); by default
             ``state_dict``, else ``model``, else the dict itself.
         skip_prefixes: keys of the ImageNet classifier, skipped and logged.
-        unbuilt_prefixes: keys of parts the model leaves out by its arguments (stages past
-            the last output), skipped and logged.
+        unbuilt_prefixes: keys of the stages the model does not build (they come after its
+            last output), skipped and logged.
     """
     name = type(model).__name__
     if not checkpoint:
@@ -114,8 +114,8 @@ def load_pretrained(model: nn.Module, checkpoint: str, prefix: Optional[str] = N
     model.load_state_dict(state, strict=True)
     print_log(f'{name}: loaded {len(state)} tensors from {source}'
               + (f'; skipped the classifier keys {_abbreviate(skipped)}' if skipped else '')
-              + (f'; skipped {len(unbuilt)} keys of the stages not built '
-                 f'({", ".join(unbuilt_prefixes)}*)' if unbuilt else ''),
+              + (f'; skipped the keys of the stages not built (after the last of out_indices) '
+                 f'{_abbreviate(unbuilt)}' if unbuilt else ''),
               logger='current')
 
 

@@ -17,15 +17,19 @@ from mmcv.cnn.bricks import DropPath
 from torch import nn
 
 from .irmb import Activation
+from .residual import add_residual, addcmul_residual
 
 
-def conv_nhwc(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+def conv_nhwc(conv: nn.Conv2d, x: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
     """Applies an NCHW ``conv`` to an ``(N, H, W, C)`` map; returns ``(N, H', W', C')``.
 
-    Both permutes are views when ``x`` is contiguous: the convolution sees a channels-last
-    tensor and returns one.
+    ``channels_last``: both permutes are views when ``x`` is contiguous, the convolution sees a
+    channels-last tensor and returns one. Otherwise it runs on a contiguous NCHW copy (as the
+    authors' model) and returns a (non-contiguous) view of its NCHW output.
     """
-    return conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+    if channels_last:
+        return conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+    return conv(x.permute(0, 3, 1, 2).contiguous()).permute(0, 2, 3, 1)
 
 
 class PatchEmbed(nn.Module):
@@ -39,11 +43,12 @@ class PatchEmbed(nn.Module):
         super().__init__()
         self.proj = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding)
         self.norm = nn.LayerNorm(out_channels)
+        self.channels_last = True  # the convolution's layout, set by the backbone
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # .contiguous() is a no-op on the channels-last conv output, and a copy otherwise (e.g.
         # a 3-channel NCHW image, whose conv output PyTorch keeps NCHW).
-        return self.norm(conv_nhwc(self.proj, x).contiguous())
+        return self.norm(conv_nhwc(self.proj, x, self.channels_last).contiguous())
 
 
 class ContextLayer(nn.Module):
@@ -62,11 +67,13 @@ class ContextLayer(nn.Module):
                       groups=channels)
         ])
         self.act = Activation('gelu')
+        self.channels_last = True  # the convolution's layout, set by the backbone
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # The depth-wise convolution is ~2x faster on the channels-last view than on the
+        # On CPU the depth-wise convolution is ~2x faster on the channels-last view than on the
         # contiguous NCHW copy the authors make (docs/benchmark.md).
-        return self.g(self.act(conv_nhwc(self.context_list[0], self.f(x))))
+        context = conv_nhwc(self.context_list[0], self.f(x), self.channels_last)
+        return self.g(self.act(context))
 
 
 class ModulationMlp(nn.Module):
@@ -123,12 +130,10 @@ class EfficientModBlock(nn.Module):
         out = self.mlp(self.norm(x))
         if self.training and isinstance(self.drop_path, DropPath):
             return x + self.drop_path(self.gamma_1 * out)
-        # One pass: x + gamma * out, written over the fresh fc2 output (fc2's backward needs
-        # its input, not its output; addcmul's backward reads ``out`` before it is
-        # overwritten only when no gradient is recorded; ONNX export traces the plain form).
-        if torch.is_grad_enabled() or torch.jit.is_tracing():
-            return torch.addcmul(x, out, self.gamma_1)
-        return torch.addcmul(x, out, self.gamma_1, out=out)
+        # One pass: x + gamma * out, written over the fresh fc2 output when nothing reads it
+        # later (fc2's backward needs its input, not its output; ONNX export traces the plain
+        # form) and the sum keeps its dtype (under autocast the stream stays float32).
+        return addcmul_residual(x, out, self.gamma_1)
 
 
 class Attention(nn.Module):
@@ -187,7 +192,8 @@ class AttentionBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, h, w, c = x.shape
         x = x.reshape(n, h * w, c)
-        # The adds run in place on the fresh proj / fc2 outputs, whose values no backward needs.
-        x = self.drop_path(self.attn(self.norm1(x))).add_(x)
-        x = self.drop_path(self.mlp(self.norm2(x))).add_(x)
+        # The adds run in place on the fresh proj / fc2 outputs, whose values no backward needs
+        # (out of place under autocast, where the float32 stream would not fit them).
+        x = add_residual(self.drop_path(self.attn(self.norm1(x))), x)
+        x = add_residual(self.drop_path(self.mlp(self.norm2(x))), x)
         return x.view(n, h, w, c)

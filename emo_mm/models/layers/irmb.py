@@ -9,6 +9,7 @@ the BatchNorms into the convolutions and runs activations in place.
 The backbone runs channels-last: the permutes and reshapes below are views of such maps, and
 stay correct (only slower) for any other memory format.
 """
+import importlib
 import math
 from typing import Optional, Tuple
 
@@ -18,6 +19,17 @@ from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
+
+from .residual import add_residual
+
+
+def is_compiling() -> bool:
+    """Whether torch.compile (Dynamo) is tracing the caller (``torch.compiler.is_compiling``
+    from torch 2.3, ``torch._dynamo.is_compiling`` before)."""
+    compiler = getattr(torch, 'compiler', None)
+    if compiler is not None and hasattr(compiler, 'is_compiling'):
+        return compiler.is_compiling()
+    return importlib.import_module('torch._dynamo').is_compiling()
 
 
 class Activation(nn.Module):
@@ -80,7 +92,10 @@ class LayerNorm2d(nn.Module):
         self.norm = nn.LayerNorm(channels, eps=eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        out = self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        # The output of a contiguous NCHW input is made contiguous too (one copy): the stream
+        # keeps its memory format.
+        return out if x.is_contiguous(memory_format=torch.channels_last) else out.contiguous()
 
 
 class ConvNormAct(nn.Module):
@@ -268,19 +283,23 @@ class iRMB(nn.Module):
         height, width = x.shape[-2:]
         window = (self.window_size, self.window_size) if self.window_size > 0 else (height, width)
         pad_h, pad_w = -height % window[0], -width % window[1]
-        # A trace (ONNX export) pads and crops always, by amounts that may be 0: a Python branch
-        # would freeze the traced size's choice into a graph that takes any size.
-        padded = torch.jit.is_tracing() or bool(pad_h or pad_w)
+        # A trace (ONNX export) or torch.compile pads and crops always, by amounts that may be
+        # 0: a Python branch would freeze the traced size's choice into a graph that takes any
+        # size (compile: guard on it, and compile again whenever the choice flips).
+        padded = torch.jit.is_tracing() or is_compiling() or bool(pad_h or pad_w)
         if padded:
             # Zero padding on the right and bottom; padded pixels are attended to, not masked.
             x = F.pad(x, (0, pad_w, 0, pad_h))
         num_tokens = window[0] * window[1]
-        x = window_partition(x, window)
+        # Window ordering leaves the map channels-last; a contiguous stream stays contiguous.
+        layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) \
+            else torch.contiguous_format
+        x = window_partition(x, window).contiguous(memory_format=layout)
         q, k = window_tokens(self.qk(x), num_tokens, 2 * self.num_heads).chunk(2, dim=1)
         out = F.scaled_dot_product_attention(q, k, window_tokens(x, num_tokens, self.num_heads),
                                              scale=self.scale)
         out = out.transpose(1, 2).reshape(x.shape[0], x.shape[2], x.shape[3], x.shape[1])
-        x = window_reverse(out.permute(0, 3, 1, 2), window)
+        x = window_reverse(out.permute(0, 3, 1, 2), window).contiguous(memory_format=layout)
         # ``v`` runs on the padded map, as in the authors' model, so FLOP counts stay theirs.
         x = self.v(x)
         return x[:, :, :height, :width] if padded else x
@@ -290,10 +309,11 @@ class iRMB(nn.Module):
         x = self.norm(x)
         x = self.window_attention(x) if self.attention else self.v(x)
         local = self.se(self.conv_local(x))
-        # The adds run in place: autograd saves neither an activation's nor a conv's output.
-        x = local.add_(x) if self.has_skip else local
+        # The adds run in place (autograd saves neither an activation's nor a conv's output)
+        # where the sum keeps the branch's dtype (autocast: see add_residual).
+        x = add_residual(local, x) if self.has_skip else local
         x = self.proj(x)
-        return self.drop_path(x).add_(shortcut) if self.has_skip else x
+        return add_residual(self.drop_path(x), shortcut) if self.has_skip else x
 
     def switch_to_deploy(self) -> None:
         """Folds a BatchNorm input norm into ``v`` (a 1x1 conv that follows it directly).
