@@ -92,7 +92,10 @@ def load_weights_only(file: Union[str, IO[bytes]], map_location: Any = 'cpu',
     from .compat import mmengine_checkpoint_globals
     allow_list = [*mmengine_checkpoint_globals(), *extra_globals]
     if HAS_SAFE_GLOBALS:
-        with torch.serialization.safe_globals(allow_list):
+        # Only what the global allow-list lacks: the context manager removes its entries on
+        # exit, also ones that were there before (emo_mm.compat adds mmengine's for good).
+        present = torch.serialization.get_safe_globals()
+        with torch.serialization.safe_globals([g for g in allow_list if g not in present]):
             return torch.load(file, map_location=map_location, weights_only=True)
     return torch.load(file, map_location=map_location, weights_only=False,
                       pickle_module=restricted_pickle_module(allowed_globals(allow_list)))

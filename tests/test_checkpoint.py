@@ -214,6 +214,19 @@ def test_code_running_pickle_is_refused_on_every_torch(tmp_path, door):
     assert not marker.exists()
 
 
+@pytest.mark.slow
+def test_loading_leaves_the_global_allow_list_as_it_was(runner_checkpoint):
+    """Reading a checkpoint adds its allow-list for that read only, and keeps what
+    ``import emo_mm`` allowed for every torch.load (torch >= 2.6: mmengine's checkpoints)."""
+    before = torch.serialization.get_safe_globals() if TORCH_VERSION >= (2, 4) else None
+    load_weights_only(str(runner_checkpoint))
+    read_checkpoint(str(runner_checkpoint))
+    if before is not None:
+        assert torch.serialization.get_safe_globals() == before
+    if TORCH_VERSION >= (2, 6):
+        assert 'message_hub' in torch.load(runner_checkpoint)
+
+
 def test_getattr_is_allowed_only_for_history_buffer_statistics(tmp_path):
     torch.save({'payload': LooksUpAttributes()}, tmp_path / 'getattr.pth')
     with pytest.raises(pickle.UnpicklingError, match=r"refusing getattr\(.*'__init__'\)"):
