@@ -1,29 +1,22 @@
 """EMO backbone (ICCV 2023, "Rethinking Mobile Block for Efficient Attention-based Models")."""
-from numbers import Integral
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
-from mmengine.model import BaseModule
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..layers import iRMB, Stem
-from .arguments import (MEMORY_FORMATS, check_frozen_stages, parse_out_indices,
-                        resolve_memory_format, select_arch)
-from .pretrained import init_from_pretrained_cfg, load_pretrained
+from .arguments import select_arch
+from .staged import NUM_STAGES, StagedBackbone
 
-NUM_STAGES = 5  # stage0 (stem, stride 2) .. stage4 (stride 32)
 STAGE_NORMS = ('bn', 'bn', 'ln', 'ln')
 STAGE_ACTS = ('silu', 'silu', 'gelu', 'gelu')
 STAGE_DW_KERNELS = (3, 3, 5, 5)
 STAGE_ATTENTION = (False, False, True, True)
-# Keys of the authors' ImageNet classifier that a dense-prediction backbone does not have.
-CLASSIFIER_PREFIXES = ('norm.', 'head.')
 
 ArchDict = Dict[str, Union[int, float, Sequence]]
 
 
-class EMO(BaseModule):
+class EMO(StagedBackbone):
     """EMO backbone with multi-scale outputs.
 
     Input ``(N, 3, H, W)``; output: a tuple with the maps of the stages in ``out_indices``,
@@ -90,15 +83,7 @@ class EMO(BaseModule):
         arch = self._parse_arch(arch)
         depths, embed_dims = arch['depths'], arch['embed_dims']
         window_sizes = self._parse_window_size(window_size)
-        self.out_indices = self._parse_out_indices(out_indices)
-        self.num_built_stages = max(self.out_indices) + 1
-        self.frozen_stages = check_frozen_stages(
-            frozen_stages, self.num_built_stages - 1,
-            f'stages 0..k stay frozen; -1: none; out_indices={self.out_indices} builds stages '
-            f'0..{self.num_built_stages - 1} only')
-        self.norm_eval = norm_eval
-        self.memory_format = resolve_memory_format(memory_format, 'EMO')
-        self.deployed = False  # set by switch_to_deploy()
+        self._set_outputs(out_indices, frozen_stages, norm_eval, memory_format)
         if drop_path_rate is None:
             drop_path_rate = arch.get('drop_path_rate', 0.)
         # The authors' BatchNorm eps is 1e-6, also when a config swaps BN for SyncBN.
@@ -129,11 +114,7 @@ class EMO(BaseModule):
                          skip=not first, drop_path_rate=rates.pop(0), norm_cfg=norm_cfg))
                 in_channels = channels
             self.add_module(f'stage{i + 1}', nn.ModuleList(blocks))
-        # The convolution weights have the activations' layout: their gradients then come out
-        # in the layout DDP's gradient buckets expect (no "grad strides do not match bucket
-        # view strides" copies), and no convolution converts its weight per call.
-        self.to(memory_format=MEMORY_FORMATS[self.memory_format])
-        self._freeze_stages()
+        self._finish_build()
 
     # ----------------------------------------------------------------- argument checking
     @classmethod
@@ -148,102 +129,3 @@ class EMO(BaseModule):
                 raise ValueError(f'stage{stage}: width {width} is not divisible by dim_head '
                                  f'{dim_head}, so it cannot be split into attention heads')
         return arch
-
-    @staticmethod
-    def _parse_window_size(window_size: Union[int, Sequence[int]]) -> Tuple[int, ...]:
-        if isinstance(window_size, Integral):
-            sizes = (window_size, ) * (NUM_STAGES - 1)
-        else:
-            sizes = tuple(window_size) if isinstance(window_size, Sequence) else ()
-        if len(sizes) != NUM_STAGES - 1 or not all(
-                isinstance(s, Integral) and not isinstance(s, bool) and s >= 0 for s in sizes):
-            raise ValueError('window_size must be a non-negative int (0 = one window over '
-                             'the whole map) or 4 of them, one per stage 1-4; '
-                             f'got {window_size!r}')
-        return sizes
-
-    @staticmethod
-    def _parse_out_indices(out_indices: Sequence[int]) -> Tuple[int, ...]:
-        return parse_out_indices(out_indices, NUM_STAGES,
-                                 '0 = stem, stride 2; 4 = last stage, stride 32')
-
-    # ----------------------------------------------------------------------- forward
-    @property
-    def stages(self) -> List[nn.ModuleList]:
-        """The built stages, ``stage0 .. stage{max(out_indices)}``."""
-        return [getattr(self, f'stage{i}') for i in range(self.num_built_stages)]
-
-    @property
-    def unbuilt_prefixes(self) -> Tuple[str, ...]:
-        """Checkpoint key prefixes of the stages after ``max(out_indices)``, not built."""
-        return tuple(f'stage{i}.' for i in range(self.num_built_stages, NUM_STAGES))
-
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError('EMO expects images of shape (N, 3, H, W), got '
-                             f'{tuple(x.shape)}')
-        # Inside, the maps have the weights' layout (memory_format); the outputs keep the
-        # memory format of the input.
-        channels_last_input = x.is_contiguous(memory_format=torch.channels_last) and \
-            not x.is_contiguous()
-        out_format = torch.channels_last if channels_last_input else torch.contiguous_format
-        x = x.contiguous(memory_format=MEMORY_FORMATS[self.memory_format])
-        outs = []
-        for i, stage in enumerate(self.stages):
-            for block in stage:
-                x = block(x)
-            if i in self.out_indices:
-                outs.append(x.contiguous(memory_format=out_format))
-        return tuple(outs)
-
-    # ---------------------------------------------------------------- train behaviour
-    def _freeze_stages(self) -> None:
-        for stage in self.stages[:self.frozen_stages + 1]:
-            stage.eval()
-            for param in stage.parameters():
-                param.requires_grad = False
-
-    def switch_to_deploy(self) -> 'EMO':
-        """Converts to the inference form, in place; returns ``self``.
-
-        Every BatchNorm is folded into the convolution next to it (with its running
-        statistics) and the activations run in place. Outputs equal the eval-mode outputs of
-        the default form up to float rounding. The result is inference-only: it has no
-        BatchNorm buffers left (its state_dict and module-hook FLOP counts differ) and
-        ``train(True)`` raises. Load checkpoints before switching.
-        """
-        self.eval()
-        for module in self.modules():
-            if module is not self and hasattr(module, 'switch_to_deploy'):
-                module.switch_to_deploy()
-        self.deployed = True
-        return self
-
-    def train(self, mode: bool = True) -> 'EMO':
-        if mode and self.deployed:
-            raise RuntimeError('this EMO was switched to the deploy (BatchNorm-folded, '
-                               'inference-only) form and cannot be trained; build a new one')
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for module in self.modules():
-                if isinstance(module, _BatchNorm):
-                    module.eval()
-        return self
-
-    # ------------------------------------------------------------------ checkpoints
-    def init_weights(self) -> None:
-        if not init_from_pretrained_cfg(self, skip_prefixes=CLASSIFIER_PREFIXES,
-                                        unbuilt_prefixes=self.unbuilt_prefixes):
-            super().init_weights()
-
-    def load_pretrained(self, checkpoint: str, prefix: Optional[str] = None) -> None:
-        """Loads a checkpoint path or URL in the authors' flat format (or mmengine's).
-
-        The classifier's keys (``norm.*``, ``head.*``) and those of the stages not built are
-        skipped and logged; any other key that does not fit, or a missing one, is an error that
-        names the keys, shapes and the file read
-        (see :func:`~emo_mm.models.backbones.pretrained.load_pretrained`).
-        """
-        load_pretrained(self, checkpoint, prefix=prefix, skip_prefixes=CLASSIFIER_PREFIXES,
-                        unbuilt_prefixes=self.unbuilt_prefixes)

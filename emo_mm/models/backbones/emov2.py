@@ -1,23 +1,17 @@
 """EMOv2 backbone ("EMOv2: Pushing 5M Vision Model Frontier", arXiv 2412.06674)."""
-from numbers import Integral
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
-from mmengine.model import BaseModule
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..layers.iirmb import emov2_stem, iiRMB
-from .arguments import check_frozen_stages, parse_out_indices, select_arch
-from .pretrained import init_from_pretrained_cfg, load_pretrained
+from .arguments import select_arch
+from .staged import NUM_STAGES, StagedBackbone
 
-NUM_STAGES = 5  # stage0 (stem, stride 2) .. stage4 (stride 32)
 STAGE_NORMS = ('bn', 'bn', 'ln', 'ln')
 STAGE_ACTS = ('silu', 'silu', 'gelu', 'gelu')
 DW_KERNEL = 5
 STAGE_ATTENTION = (False, False, True, True)
-# Keys of the authors' ImageNet classifier that a dense-prediction backbone does not have.
-CLASSIFIER_PREFIXES = ('norm.', 'head.')
 
 # The authors' ImageNet-1K weights (their README's links; "KD": distilled, the † rows). The
 # file names differ, so each has its own cache file (pretrained.cache_file_name). No 20M
@@ -36,7 +30,7 @@ PRETRAINED = {
 ArchDict = Dict[str, Union[int, float, Sequence]]
 
 
-class EMOv2(BaseModule):
+class EMOv2(StagedBackbone):
     """EMOv2 backbone with multi-scale outputs.
 
     Input ``(N, 3, H, W)``; output: a tuple with the maps of the stages in ``out_indices``,
@@ -54,13 +48,15 @@ class EMOv2(BaseModule):
             ImageNet and 10 in every detection and segmentation config.
         out_indices: stages to return, any subset of ``0..4``, returned in ascending order.
         frozen_stages: stages ``0..frozen_stages`` are kept in eval mode without gradients;
-            ``-1`` freezes nothing.
+            ``-1`` freezes nothing; at most ``max(out_indices)``.
         norm_eval: keep every BatchNorm in eval mode while training (LayerNorms have no
             statistics).
         drop_path_rate: stochastic depth of the last block, spread linearly over all blocks;
             defaults to the arch's.
         norm_cfg: the BatchNorm layers' config (e.g. ``dict(type='SyncBN')``); ``eps``
             defaults to the authors' 1e-6.
+        memory_format: ``'channels_last'``, ``'contiguous'`` or ``None`` (auto), as for
+            :class:`~emo_mm.models.backbones.EMO`.
         init_cfg: e.g. ``dict(type='Pretrained', checkpoint=PRETRAINED['5m'])`` (a path or URL;
             optionally ``prefix``, ``state_key``). The authors' classification checkpoints load
             with their classifier keys skipped.
@@ -90,17 +86,13 @@ class EMOv2(BaseModule):
                  norm_eval: bool = False,
                  drop_path_rate: Optional[float] = None,
                  norm_cfg: dict = dict(type='BN'),
+                 memory_format: Optional[str] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         arch = self._parse_arch(arch)
         depths, embed_dims = arch['depths'], arch['embed_dims']
         window_sizes = self._parse_window_size(window_size)
-        self.out_indices = self._parse_out_indices(out_indices)
-        self.num_built_stages = max(self.out_indices) + 1
-        self.frozen_stages = check_frozen_stages(frozen_stages, NUM_STAGES - 1,
-                                                 'stages 0..k stay frozen; -1: none')
-        self.norm_eval = norm_eval
-        self.deployed = False  # set by switch_to_deploy()
+        self._set_outputs(out_indices, frozen_stages, norm_eval, memory_format)
         if drop_path_rate is None:
             drop_path_rate = arch.get('drop_path_rate', 0.)
         # The authors' BatchNorm eps is 1e-6, also when a config swaps BN for SyncBN.
@@ -129,10 +121,7 @@ class EMOv2(BaseModule):
                           skip=not first, drop_path_rate=rates.pop(0), norm_cfg=norm_cfg))
                 in_channels = channels
             self.add_module(f'stage{i + 1}', nn.ModuleList(blocks))
-        # Channels-last weights, as in EMO: DDP's gradient buckets get the layout they expect
-        # and no convolution converts its weight per call.
-        self.to(memory_format=torch.channels_last)
-        self._freeze_stages()
+        self._finish_build()
 
     # ----------------------------------------------------------------- argument checking
     @classmethod
@@ -153,105 +142,3 @@ class EMOv2(BaseModule):
                 raise ValueError(f'stage{stage}: value width int({width} * {ratio}) is not '
                                  f'divisible by its {width // dim_head} attention heads')
         return arch
-
-    @staticmethod
-    def _parse_window_size(window_size: Union[int, Sequence[int]]) -> Tuple[int, ...]:
-        if isinstance(window_size, Integral):
-            sizes = (window_size, ) * (NUM_STAGES - 1)
-        else:
-            sizes = tuple(window_size) if isinstance(window_size, Sequence) else ()
-        if len(sizes) != NUM_STAGES - 1 or not all(
-                isinstance(s, Integral) and not isinstance(s, bool) and s >= 0 for s in sizes):
-            raise ValueError('window_size must be a non-negative int (0 = one window over '
-                             'the whole map) or 4 of them, one per stage 1-4; '
-                             f'got {window_size!r}')
-        return sizes
-
-    @staticmethod
-    def _parse_out_indices(out_indices: Sequence[int]) -> Tuple[int, ...]:
-        return parse_out_indices(out_indices, NUM_STAGES,
-                                 '0 = stem, stride 2; 4 = last stage, stride 32')
-
-    # ----------------------------------------------------------------------- forward
-    @property
-    def stages(self) -> List[nn.ModuleList]:
-        """The built stages, stem first."""
-        return [getattr(self, f'stage{i}') for i in range(self.num_built_stages)]
-
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError('EMOv2 expects images of shape (N, 3, H, W), got '
-                             f'{tuple(x.shape)}')
-        # Channels-last inside (1x1 convolutions are GEMMs, the channel LayerNorm and the
-        # attention tokens are views); the outputs keep the memory format of the input.
-        channels_last_input = x.is_contiguous(memory_format=torch.channels_last) and \
-            not x.is_contiguous()
-        out_format = torch.channels_last if channels_last_input else torch.contiguous_format
-        x = x.contiguous(memory_format=torch.channels_last)
-        outs = []
-        for i, stage in enumerate(self.stages):
-            for block in stage:
-                x = block(x)
-            if i in self.out_indices:
-                outs.append(x.contiguous(memory_format=out_format))
-        return tuple(outs)
-
-    # ---------------------------------------------------------------- train behaviour
-    def _freeze_stages(self) -> None:
-        for stage in self.stages[:self.frozen_stages + 1]:
-            stage.eval()
-            for param in stage.parameters():
-                param.requires_grad = False
-
-    def switch_to_deploy(self) -> 'EMOv2':
-        """Converts to the inference form, in place; returns ``self``.
-
-        Every BatchNorm is folded into the convolution next to it (with its running
-        statistics), the layer scales into ``proj``, and the activations run in place. Outputs
-        equal the eval-mode outputs of the default form up to float rounding. The result is
-        inference-only (``train(True)`` raises) and its state_dict differs: load checkpoints
-        before switching.
-        """
-        self.eval()
-        for module in self.modules():
-            if module is not self and hasattr(module, 'switch_to_deploy'):
-                module.switch_to_deploy()
-        self.deployed = True
-        return self
-
-    def train(self, mode: bool = True) -> 'EMOv2':
-        if mode and self.deployed:
-            raise RuntimeError('this EMOv2 was switched to the deploy (BatchNorm-folded, '
-                               'inference-only) form and cannot be trained; build a new one')
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for module in self.modules():
-                if isinstance(module, _BatchNorm):
-                    module.eval()
-        return self
-
-    # ------------------------------------------------------------------ checkpoints
-    @property
-    def unbuilt_prefixes(self) -> Tuple[str, ...]:
-        """Checkpoint key prefixes of the stages after ``max(out_indices)``, not built."""
-        return tuple(f'stage{i}.' for i in range(self.num_built_stages, NUM_STAGES))
-
-    def init_weights(self) -> None:
-        if not init_from_pretrained_cfg(self, skip_prefixes=CLASSIFIER_PREFIXES,
-                                        unbuilt_prefixes=self.unbuilt_prefixes):
-            super().init_weights()
-
-    def load_pretrained(self, checkpoint: str, prefix: Optional[str] = None,
-                        state_key: Optional[str] = None) -> None:
-        """Loads a checkpoint path or URL: the authors' flat state dict, their trainer's
-        ``net`` / ``net_E`` (EMA) entries, or mmengine's ``state_dict`` / ``model``.
-
-        The classifier's keys (``norm.*``, ``head.*``) and those of stages not built are skipped
-        and logged; any other key that does not fit, or a missing one, is an error that names
-        the keys, shapes and the file read (see
-        :func:`~emo_mm.models.backbones.pretrained.load_pretrained`).
-        """
-        load_pretrained(self, checkpoint, prefix=prefix, state_key=state_key,
-                        skip_prefixes=CLASSIFIER_PREFIXES,
-                        unbuilt_prefixes=self.unbuilt_prefixes)
