@@ -252,9 +252,12 @@ def test_frozen_stages_stay_frozen_and_train_returns_self():
     assert all(p.grad is not None for p in model.stage4.parameters())
 
 
-def test_frozen_stages_past_the_built_ones_freeze_everything_built():
-    model = EMOv2('1m', frozen_stages=4, out_indices=(2, )).train()
+def test_frozen_stages_reach_the_built_ones_only():
+    model = EMOv2('1m', frozen_stages=2, out_indices=(2, )).train()
     assert not any(p.requires_grad for p in model.parameters())
+    with pytest.raises(ValueError, match=r'frozen_stages must be an int in -1\.\.2 .*'
+                       r'out_indices=\(2,\) builds stages 0\.\.2 only'):
+        EMOv2('1m', frozen_stages=4, out_indices=(2, ))
 
 
 def test_norm_eval_keeps_batchnorm_statistics_not_layernorm_training():
