@@ -205,15 +205,15 @@ def test_openvino_segmentor_in_mmsegs_apis_on_odd_sized_photos(seg_run, tmp_path
 
 @pytest.mark.slow
 def test_benchmark_times_each_file_in_both_runtimes(tmp_path):
-    """The --deploy runtime comparison runs (one call per block; its figures are not asserted:
-    timings belong to an idle machine)."""
+    """The --deploy runtime comparison runs, each file in its own process (one call per round;
+    its figures are not asserted: timings belong to an idle machine)."""
     from conftest import load_tool
     bench = load_tool('deploy_benchmark')
     Exports, compare_runtimes, format_runtimes = (bench.Exports, bench.compare_runtimes,
                                                   bench.format_runtimes)
     models = (('SSDLite-EMO-1M tiny', str(SSD_TINY), (320, 320)),
               ('DeepLabv3-EMO-1M tiny', str(DL_TINY), (192, 192)))
-    rows = compare_runtimes(Exports(str(tmp_path)), models=models, threads=(1, ), blocks=1,
+    rows = compare_runtimes(Exports(str(tmp_path)), models=models, threads=(1, ), rounds=1,
                             calls=1, warmup=0)
     assert [(r['model'], r['threads']) for r in rows] == [(m[0], 1) for m in models]
     assert all(r['onnxruntime'] > 0 and r['openvino'] > 0 and

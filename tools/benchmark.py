@@ -119,8 +119,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--deploy-threads', nargs='+', type=int, default=[2, 1],
                         help='thread counts of the --deploy comparisons (default: 2 1)')
     parser.add_argument('--deploy-blocks', type=int, default=10,
-                        help='--deploy: blocks per model; each block is --warmup untimed and '
-                        '--reps timed calls (defaults for --deploy: 3 and 10)')
+                        help='--deploy: rounds per exported file (a process each) and blocks '
+                        'per model against PyTorch eager; each is --warmup untimed and --reps '
+                        'timed calls (defaults for --deploy: 3 and 10)')
     parser.add_argument('--no-profile', action='store_true',
                         help='--deploy without the operator profile')
     return parser.parse_args()

@@ -4,10 +4,15 @@ same files. A timing harness of the repository (its configs), not part of the pa
 
 ``tools/benchmark.py --deploy`` prints :func:`print_deploy_benchmark`. Every model is built
 from its config with seeded random weights, batch 1, and exported with ``tools/export_onnx.py``'s
-default options (a static graph where the config's test pipeline fixes the size: SSDLite). The
-contenders take turns by *blocks* of calls, each block after its own warm-up calls:
-onnxruntime's worker threads spin for a while after a call, so single calls alternated between
-two sessions (or with PyTorch) would slow each other. The median call of all blocks is reported.
+default options (a static graph where the config's test pipeline fixes the size: SSDLite).
+
+Exported files are timed each in a process of its own (:func:`time_in_processes`), the
+contenders taking turns by rounds, one process per contender and round: a runtime's idle worker
+threads (onnxruntime's spin after a call; OpenVINO's pool stays alive) slow down every other
+session held in the same process, which on a 2-core machine nearly doubled onnxruntime's
+2-thread latency. The median call of all rounds is reported. PyTorch eager against onnxruntime
+(:func:`compare_eager`) shares one process, taking turns by blocks of calls, each block after its
+own warm-up calls.
 
 * :func:`compare_models`: SSDLite-EMO-1M/2M/5M against SSDLite-MobileNetV2 (mmdet's config,
   its head as ``FixedSSDHead``), the whole graph with NMS, at each thread count; with random
@@ -24,9 +29,12 @@ two sessions (or with PyTorch) would slow each other. The median call of all blo
 Each (model, case) is built and exported once per run (:class:`Exports`).
 """
 import copy
+import argparse
 import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -161,6 +169,47 @@ def eager_step(model: torch.nn.Module, task: str, size: Tuple[int, int]) -> Call
     return step
 
 
+def time_file(runtime: str, onnx_file: str, threads: int, size: Tuple[int, int], calls: int,
+              warmup: int) -> dict:
+    """In this process: ``ms`` of ``calls`` calls of ``onnx_file`` in ``runtime`` after
+    ``warmup`` untimed ones, and ``rows``: each output's first dimension (a detector's boxes)."""
+    step = onnx_step(runtime_session(runtime, onnx_file, threads), size)
+    outputs = step()
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        step()
+        times.append(1e3 * (time.perf_counter() - start))
+    return dict(ms=times, rows=[len(o) if np.ndim(o) else 1 for o in outputs])
+
+
+Contender = Tuple[str, str, int, Tuple[int, int]]  # (runtime, onnx file, threads, (H, W))
+
+
+def time_in_processes(contenders: Dict[object, Contender], rounds: int, calls: int,
+                      warmup: int) -> Dict[object, dict]:
+    """``{key: dict(ms=median call, rows=...)}``: each contender timed by :func:`time_file` in
+    a fresh Python process per round, the contenders taking turns (the order rotates by one each
+    round), so that no session's idle threads share a process with another's."""
+    keys = list(contenders)
+    times: Dict[object, List[float]] = {key: [] for key in keys}
+    rows: Dict[object, list] = {}
+    for round_ in range(rounds):
+        for key in keys[round_ % len(keys):] + keys[:round_ % len(keys)]:
+            runtime, onnx_file, threads, size = contenders[key]
+            command = [sys.executable, __file__, '--time-file', runtime, onnx_file,
+                       str(threads), str(size[0]), str(size[1]), str(calls), str(warmup)]
+            done = subprocess.run(command, capture_output=True, text=True)
+            if done.returncode:
+                raise RuntimeError(f'timing {onnx_file} in {runtime} failed:\n{done.stderr}')
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            times[key] += result['ms']
+            rows[key] = result['rows']
+    return {key: dict(ms=statistics.median(times[key]), rows=rows[key]) for key in keys}
+
+
 def time_blocks(steps: Dict[str, Callable[[], object]], blocks: int, calls: int,
                 warmup: int) -> Dict[str, float]:
     """Median milliseconds per call of each step; the steps take turns by blocks of
@@ -199,40 +248,41 @@ class Exports:
 
 def compare_models(exports: Exports, models: Sequence[Model] = SSD_MODELS,
                    threads: Sequence[int] = (2, 1), cases: Sequence[str] = tuple(NMS_CASES),
-                   blocks: int = 10, calls: int = 10, warmup: int = 3) -> List[dict]:
+                   rounds: int = 10, calls: int = 10, warmup: int = 3) -> List[dict]:
     """Rows ``model, case, threads, ms, vs_last, boxes``: every model's graph in
-    onnxruntime, the models taking turns by blocks (one run per case and thread count);
+    onnxruntime, each in its own process per round (:func:`time_in_processes`);
     ``vs_last``: latency over the last model's (SSDLite-MobileNetV2 by default)."""
     rows = []
     for case in cases:
         files = {model[0]: exports.get(model, case)[2] for model in models}
         for count in threads:
-            steps = {name: onnx_step(ort_session(files[name], count), size)
-                     for name, _, size in models}
-            boxes = {name: len(step()[1]) for name, step in steps.items()}
-            times = time_blocks(steps, blocks, calls, warmup)
-            last = times[models[-1][0]]
-            rows += [dict(model=name, case=case, threads=count, ms=ms, vs_last=ms / last,
-                          boxes=boxes[name]) for name, ms in times.items()]
+            timed = time_in_processes(
+                {name: ('onnxruntime', files[name], count, size) for name, _, size in models},
+                rounds, calls, warmup)
+            last = timed[models[-1][0]]['ms']
+            rows += [dict(model=name, case=case, threads=count, ms=t['ms'],
+                          vs_last=t['ms'] / last, boxes=t['rows'][1])
+                     for name, t in timed.items()]
     return rows
 
 
 def compare_runtimes(exports: Exports, models: Sequence[Model] = RUNTIME_MODELS,
                      threads: Sequence[int] = (2, 1), runtimes: Sequence[str] = RUNTIMES,
-                     case: str = 'none', blocks: int = 10, calls: int = 10,
+                     case: str = 'none', rounds: int = 10, calls: int = 10,
                      warmup: int = 3) -> List[dict]:
     """Rows ``model, threads, <runtime>: ms`` for each runtime, and ``speedup`` (the first
     runtime's latency over each other's): the same file of each model in every runtime, all
-    (model, runtime) pairs taking turns by blocks, at each thread count."""
+    (model, runtime) pairs taking turns by rounds, each in its own process
+    (:func:`time_in_processes`), at each thread count."""
     rows = []
     files = {model[0]: exports.get(model, case)[2] for model in models}
     for count in threads:
-        steps = {(name, runtime): onnx_step(runtime_session(runtime, files[name], count), size)
-                 for name, _, size in models for runtime in runtimes}
-        times = time_blocks(steps, blocks, calls, warmup)
+        timed = time_in_processes({(name, runtime): (runtime, files[name], count, size)
+                                   for name, _, size in models for runtime in runtimes},
+                                  rounds, calls, warmup)
         for name, _, _ in models:
             row = dict(model=name, threads=count,
-                       **{runtime: times[name, runtime] for runtime in runtimes})
+                       **{runtime: timed[name, runtime]['ms'] for runtime in runtimes})
             row['speedup'] = {runtime: row[runtimes[0]] / row[runtime]
                               for runtime in runtimes[1:]}
             rows.append(row)
@@ -350,11 +400,12 @@ def print_deploy_benchmark(threads: Sequence[int] = (2, 1), blocks: int = 10, ca
     :func:`profile_models`, each model exported once; returns their rows."""
     with tempfile.TemporaryDirectory() as folder:
         exports = Exports(folder)
-        print(f'onnxruntime, whole graph with NMS, batch 1, models taking turns by blocks of '
-              f'{calls} calls ({warmup} warm-up calls each), {blocks} blocks; median call:')
+        print(f'onnxruntime, whole graph with NMS, batch 1, each model in its own process, '
+              f'taking turns by rounds of {calls} calls ({warmup} warm-up calls each), '
+              f'{blocks} rounds; median call:')
         for case, words in NMS_CASES.items():
             print(f'  case {case}: {words}')
-        models = compare_models(exports, threads=threads, blocks=blocks, calls=calls,
+        models = compare_models(exports, threads=threads, rounds=blocks, calls=calls,
                                 warmup=warmup)
         print(format_models(models))
         print('\nonnxruntime against PyTorch eager (model.predict, deploy form), taking turns '
@@ -364,12 +415,12 @@ def print_deploy_benchmark(threads: Sequence[int] = (2, 1), blocks: int = 10, ca
         print(format_eager(eager))
         result = dict(models=models, eager=eager)
         runtimes = available_runtimes()
-        print(f'\nthe same files in each runtime ({", ".join(runtimes)}), case none, taking '
-              'turns by blocks:')
+        print(f'\nthe same files in each runtime ({", ".join(runtimes)}), case none, each '
+              'in its own process, taking turns by rounds:')
         if 'openvino' not in runtimes:
             print('  (OpenVINO is not installed: `pip install emo-mm[openvino]`)')
         result['runtimes'] = compare_runtimes(exports, threads=threads, runtimes=runtimes,
-                                              blocks=blocks, calls=calls, warmup=warmup)
+                                              rounds=blocks, calls=calls, warmup=warmup)
         print(format_runtimes(result['runtimes'], runtimes))
         if profile:
             count = f'{threads[0]} thread' + ('s' if threads[0] != 1 else '')
@@ -377,3 +428,13 @@ def print_deploy_benchmark(threads: Sequence[int] = (2, 1), blocks: int = 10, ca
             result['profiles'] = profile_models(exports, threads=threads[0])
             print(format_profiles(result['profiles']))
     return result
+
+
+if __name__ == '__main__':  # one contender of time_in_processes, in a process of its own
+    parser = argparse.ArgumentParser(description='Times one exported file in one runtime '
+                                     '(called by time_in_processes); prints JSON.')
+    parser.add_argument('--time-file', nargs=7, required=True,
+                        metavar=('RUNTIME', 'FILE', 'THREADS', 'H', 'W', 'CALLS', 'WARMUP'))
+    runtime, onnx_file, threads, height, width, calls, warmup = parser.parse_args().time_file
+    print(json.dumps(time_file(runtime, onnx_file, int(threads), (int(height), int(width)),
+                               int(calls), int(warmup))))
