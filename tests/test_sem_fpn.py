@@ -121,13 +121,13 @@ def test_emo_and_efficientmod_share_one_recipe():
 
 
 def test_data_root_is_set_in_one_place(tmp_path):
-    recipe = (FAMILY / '_recipe.py').read_text()
-    assert recipe.count("data_root = 'data/ade/ADEChallengeData2016'") == 1
+    common = (FAMILY / '_common.py').read_text()
+    assert common.count("data_root = 'data/ade/ADEChallengeData2016'") == 1
     for path in FAMILY.glob('*.py'):
         shutil.copy(path, tmp_path)
-    (tmp_path / '_recipe.py').write_text(recipe.replace(
+    (tmp_path / '_common.py').write_text(common.replace(
         "data_root = 'data/ade/ADEChallengeData2016'", "data_root = '/elsewhere'"))
-    for name in ('emo_5m', 'efficientmod_s_conv'):
+    for name in ('emo_5m', 'efficientmod_s_conv', 'emov2_5m'):
         cfg = Config.fromfile(str(tmp_path / f'{name}.py'))
         paths = [path for kind in ('train', 'test')
                  for _, path in missing_data_paths(cfg, kind)]

@@ -1,45 +1,16 @@
-# DeepLabv3 with an EMO backbone on ADE20K, 80k iterations: the authors' recipe as changes to
-# mmseg's own DeepLabv3 ADE20K 80k config. The variants (configs/deeplabv3/emo_*.py) set the
-# backbone size and the head input widths.
-_base_ = ['mmseg::deeplabv3/deeplabv3_r50-d8_4xb4-80k_ade20k-512x512.py']
-# emo_mm.datasets.checked_loader: an image file that cannot be read is named, by every tool and API.
-custom_imports = dict(imports=['emo_mm', 'emo_mm.datasets.checked_loader'],
-                      allow_failed_imports=False)
-# A batch of one image cannot train the pooled BatchNorm branch of the decode head: say so clearly.
-# RNGStateHook: checkpoints carry the random generators' states, so a resumed run (any launcher)
-# continues the interrupted one exactly.
-custom_hooks = [dict(type='PooledBatchNormCheckHook'), dict(type='RNGStateHook')]
-
-# Test images: a grayscale or BGRA array given to the inference API becomes 3-channel
-# (emo_mm.datasets.transforms.ToThreeChannels); otherwise the base's pipeline. The loader keeps
-# the name LoadImageFromFile, by which DetInferencer and MMSegInferencer find it; in our scopes
-# (mmdet, mmseg) that name is emo_mm's CheckedLoadImageFromFile (names unreadable files).
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='ToThreeChannels'),
-    dict(type='Resize', scale=(2048, 512), keep_ratio=True),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='PackSegInputs'),
-]
-
-# The dataset root, in one place: mmengine resolves base variables before a child can change
-# them, so the dataloaders take it again here.
-data_root = 'data/ade/ADEChallengeData2016'
-train_dataloader = dict(dataset=dict(data_root=data_root))
-val_dataloader = dict(dataset=dict(data_root=data_root, pipeline=test_pipeline))
-test_dataloader = val_dataloader
+# DeepLabv3 with an EMO backbone on ADE20K, 80k iterations: the authors' recipe over the family's
+# shared part (_common.py). The variants (configs/deeplabv3/emo_*.py) set the backbone size and
+# the head input widths.
+_base_ = './_common.py'
 
 model = dict(
-    pretrained=None,  # the base's ResNet checkpoint; EMO loads its own through init_cfg
     backbone=dict(
         _delete_=True,
         type='EMO',
         window_size=7,
         out_indices=(1, 2, 3, 4),
         norm_cfg=dict(type='SyncBN'),  # eps stays the authors' 1e-6 inside EMO
-        init_cfg=dict(type='Pretrained')),
-    decode_head=dict(in_index=3, channels=256),  # stage4; ASPP dilations 1/12/24/36 from the base
-    auxiliary_head=dict(in_index=2))  # stage3; FCN with 256 channels, one conv, weight 0.4
+        init_cfg=dict(type='Pretrained')))
 
 # AdamW instead of SGD; no weight decay on parameters named `norm` (the authors' custom key, as
 # in the detection configs: EMO's block norms; the stem's and the heads' BN keep theirs).

@@ -1,34 +1,14 @@
-# Semantic FPN with an EMOv2 backbone on ADE20K, 160k iterations: the authors' logged recipe as
-# changes to mmseg's own Semantic FPN ADE20K 160k config (evaluation and checkpoints every 16k
-# iterations, from the base). The variants set the backbone size, checkpoint and the widths.
-_base_ = 'mmseg::sem_fpn/fpn_r50_4xb4-160k_ade20k-512x512.py'
-# emo_mm.datasets.checked_loader: an image file that cannot be read is named, by every tool and API.
-custom_imports = dict(imports=['emo_mm', 'emo_mm.datasets.checked_loader'],
-                      allow_failed_imports=False)
-custom_hooks = [dict(type='RNGStateHook')]  # --resume continues exactly
+# Semantic FPN with an EMOv2 backbone on ADE20K, 160k iterations: the authors' logged recipe
+# over the family's shared part (_common.py: mmseg's own Semantic FPN ADE20K 160k config,
+# evaluation and checkpoints every 16k iterations). The variants set the backbone size,
+# checkpoint and the widths.
+_base_ = './_common.py'
 
-# Test images: a grayscale or BGRA array given to the inference API becomes 3-channel
-# (emo_mm.datasets.transforms.ToThreeChannels); otherwise the base's pipeline. The loader keeps
-# the name LoadImageFromFile, by which DetInferencer and MMSegInferencer find it; in our scopes
-# (mmdet, mmseg) that name is emo_mm's CheckedLoadImageFromFile (names unreadable files).
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='ToThreeChannels'),
-    dict(type='Resize', scale=(2048, 512), keep_ratio=True),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='PackSegInputs'),
-]
-
-# The dataset root, in one place: mmengine resolves base variables before a child can change
-# them, so the dataloaders take it again here. 4 GPUs x 8 images, as logged.
-data_root = 'data/ade/ADEChallengeData2016'
-train_dataloader = dict(batch_size=8, num_workers=8, dataset=dict(data_root=data_root))
-val_dataloader = dict(batch_size=1, num_workers=2,
-                      dataset=dict(data_root=data_root, pipeline=test_pipeline))
+train_dataloader = dict(batch_size=8, num_workers=8)  # 4 GPUs x 8 images, as logged
+val_dataloader = dict(batch_size=1, num_workers=2)
 test_dataloader = val_dataloader
 
 model = dict(
-    pretrained=None,  # the base's checkpoint; EMOv2 loads its own through init_cfg
     backbone=dict(
         _delete_=True,
         type='EMOv2',

@@ -1,45 +1,29 @@
 # SSDLite-EMOv2-1M on the tiny shapes dataset (`python tools/make_tiny_datasets.py` writes it to
-# data/tiny_coco/): the real config with a CPU-sized schedule, for demos and tests.
-_base_ = './emov2_1m.py'
-
-data_root = 'data/tiny_coco/'
-metainfo = dict(classes=('circle', 'square', 'triangle'),  # emo_mm.datasets.tiny_coco.CLASSES
-                palette=[(220, 40, 40), (30, 80, 220), (60, 200, 30)])
+# data/tiny_coco/): the tiny EMO-1M config (data, light augmentation, 4 images per process, CPU
+# schedule, seed) with the EMOv2-1M backbone and the EMOv2 recipe's optimiser, for demos and tests.
+_base_ = './emo_1m_tiny.py'
 
 model = dict(
-    # init_cfg=None: no ImageNet checkpoint, since the demo runs offline (the checkpoint is a
-    # download) and learns the shapes from scratch; so BN learns its statistics too.
-    backbone=dict(init_cfg=None, norm_eval=False),
-    bbox_head=dict(num_classes=len(metainfo['classes'])))
+    backbone=dict(
+        _delete_=True,  # EMO's window and drop path do not apply
+        type='EMOv2', arch='1m', window_size=10, out_indices=(3, 4), frozen_stages=-1,
+        norm_eval=False, norm_cfg=dict(type='BN'), init_cfg=None),  # from scratch, BN learns
+    neck=dict(in_channels=(80, 180), out_channels=(80, 180, 512, 256, 256, 128)),
+    bbox_head=dict(in_channels=(80, 180, 512, 256, 256, 128)))
 
-# Light augmentation: flips only (the SSD crop/expand/colour jitter slows a tiny run down).
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='Resize', scale=(320, 320), keep_ratio=False),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackDetInputs'),
-]
-# 4 images per process, as the EMO tiny config.
-train_dataloader = dict(
-    batch_size=4, num_workers=2,
-    dataset=dict(times=2, dataset=dict(data_root=data_root, metainfo=metainfo,
-                                       pipeline=train_pipeline)))
-val_dataloader = dict(batch_size=8, num_workers=2,
-                      dataset=dict(data_root=data_root, metainfo=metainfo))
-test_dataloader = val_dataloader
-val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
-test_evaluator = val_evaluator
-
-max_epochs = 16
-train_cfg = dict(max_epochs=max_epochs, val_interval=2)
+# The EMOv2 recipe's optimiser (_base_emov2.py).
+optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=2.4e-3, betas=(0.9, 0.999), weight_decay=0.05),
+    paramwise_cfg=dict(custom_keys={
+        'absolute_pos_embed': dict(decay_mult=0.),
+        'relative_position_bias_table': dict(decay_mult=0.),
+        'norm': dict(decay_mult=0.),
+    }),
+    clip_grad=dict(max_norm=0.1, norm_type=2))
 # The recipe's shape (warm-up, constant, cosine over the second half) at CPU scale.
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=20),
-    dict(type='CosineAnnealingLR', begin=max_epochs // 2, T_max=max_epochs // 2, end=max_epochs,
-         by_epoch=True, eta_min=0),
+    dict(type='CosineAnnealingLR', begin=8, T_max=8, end=16, by_epoch=True, eta_min=0),
 ]
-default_hooks = dict(logger=dict(interval=8), checkpoint=dict(interval=4))
-
-# A fixed seed: the demo, and the tests that prove it learns, are reproducible runs.
-randomness = dict(seed=0)
