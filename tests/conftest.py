@@ -275,7 +275,8 @@ MODULE_ORDER = ('test_learning', 'test_segmentation', 'test_deploy', 'test_detec
                 'test_deploy_openvino', 'test_tools', 'test_distributed_state',
                 'test_emov2_learning', 'test_compile', 'test_unused_stages', 'test_gpu',
                 None,  # modules not listed
-                'test_checkpoint', 'test_flops', 'test_emov2_configs', 'test_registration',
+                'test_readme', 'test_checkpoint', 'test_flops', 'test_emov2_configs',
+                'test_registration',
                 'test_fast_path', 'test_efficientmod', 'test_emov2', 'test_backbone',
                 'test_mixed_precision', 'test_memory_format')
 
