@@ -43,8 +43,8 @@ TESTS = REPO / 'tests'
 # different (equally valid) operation orders and kernels, so they differ by accumulated rounding,
 # which scales with the outputs' magnitude: errors are relative to the largest value of each
 # output. 1e-5 is ~84 float32 ulps (eps = 2**-23 ~ 1.2e-7) of that value; the worst seen over the
-# suite with 1 and 2 threads and oneDNN limited to AVX2 or SSE4.1 kernels is 1.6e-6 (README,
-# "Exactness"). The float64 tests prove the computation itself is the same (worst seen 5e-15).
+# suite with 1 and 2 threads and oneDNN limited to AVX2 or SSE4.1 kernels is 1.6e-6
+# (docs/exactness.md). The float64 tests prove the computation itself is the same (worst seen 5e-15).
 FP32_EPS = torch.finfo(torch.float32).eps
 FP32_RTOL = 1e-5
 FP64_RTOL = 1e-10
