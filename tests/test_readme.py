@@ -10,6 +10,7 @@ must list it, and takes at least the positional arguments its ``$# -lt N`` check
 settings given to it as ``NAME=value`` must be ones it reads. In Python blocks the paths in
 strings must exist, ``mmdet::`` / ``mmseg::`` bases must be in the installed packages, and names
 imported from ``emo_mm`` must be importable. Renaming a tool, an option or a setting fails here.
+The relative links of the README, CHANGELOG.md and docs/ must point to existing files and headings.
 """
 import ast
 import importlib
@@ -234,6 +235,28 @@ def problems_of(text: str, helps: Dict[str, str]) -> List[str]:
     return problems
 
 
+def heading_anchors(text: str) -> Set[str]:
+    """GitHub's anchors of a Markdown file's headings (code blocks left out)."""
+    headings = re.findall(r'^#+ (.*)$', FENCE.sub('', text), re.M)
+    return {re.sub(r'[^\w\- ]', '', h.strip().lower()).replace(' ', '-') for h in headings}
+
+
+def broken_links(path: Path) -> List[str]:
+    """Relative links of a Markdown file whose file or heading does not exist."""
+    problems = []
+    for link in re.findall(r'\]\(([^)\s]+)\)', FENCE.sub('', path.read_text(encoding='utf-8'))):
+        if re.match(r'^[a-z]+:', link):
+            continue
+        file, _, anchor = link.partition('#')
+        target = (path.parent / file) if file else path
+        if not target.exists():
+            problems.append(f'{path.name}: {link}: no such file')
+        elif anchor and target.suffix == '.md' and \
+                anchor not in heading_anchors(target.read_text(encoding='utf-8')):
+            problems.append(f'{path.name}: {link}: no such heading')
+    return problems
+
+
 @pytest.fixture(scope='module')
 def readme() -> str:
     return README.read_text(encoding='utf-8')
@@ -248,6 +271,17 @@ def helps(readme) -> Dict[str, str]:
 def test_readme_commands_name_existing_files_targets_and_options(readme, helps):
     problems = problems_of(readme, helps)
     assert not problems, '\n'.join(problems)
+
+
+def test_links_of_the_readme_and_docs_point_to_existing_files_and_headings(tmp_path):
+    pages = [README, REPO / 'CHANGELOG.md', *sorted((REPO / 'docs').glob('*.md'))]
+    problems = [problem for page in pages if page.exists() for problem in broken_links(page)]
+    assert not problems, '\n'.join(problems)
+    # The check itself: a renamed page and a renamed heading are reported.
+    page = tmp_path / 'page.md'
+    page.write_text(f'[x]({REPO}/docs/no_such.md) [y]({REPO}/docs/gpu.md#no-such-heading) '
+                    f'[z]({REPO}/docs/gpu.md#the-gpu-check)')
+    assert len(broken_links(page)) == 2, broken_links(page)
 
 
 def test_the_parser_sees_the_readmes_commands(readme):
