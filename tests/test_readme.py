@@ -1,6 +1,6 @@
 """The README's code blocks name what exists: files, make targets, tool options, imports.
 
-Every fenced code block of README.md is parsed. In shell blocks each command that names a
+Every fenced code block of README.md (and of docs/*.md) is parsed. In shell blocks each command that names a
 repository file (``tools/*.py``, ``tools/*.sh``, ``configs/...``, ``demo/...``) must name an
 existing one, ``make`` targets must be the Makefile's, and every ``--option`` on a command's
 line (its comment included, where optional arguments are shown as ``[--dynamic]``) must be one
@@ -257,19 +257,26 @@ def broken_links(path: Path) -> List[str]:
     return problems
 
 
+PAGES = [README, *sorted((REPO / 'docs').glob('*.md'))]  # the docs' commands are held to it too
+
+
 @pytest.fixture(scope='module')
 def readme() -> str:
     return README.read_text(encoding='utf-8')
 
 
 @pytest.fixture(scope='module')
-def helps(readme) -> Dict[str, str]:
+def helps() -> Dict[str, str]:
     # The tools the negative test below names are among them.
-    return help_texts(python_tools(readme) | {'tools/train.py', 'tools/test.py'})
+    tools = {'tools/train.py', 'tools/test.py'}
+    for page in PAGES:
+        tools |= python_tools(page.read_text(encoding='utf-8'))
+    return help_texts(tools)
 
 
-def test_readme_commands_name_existing_files_targets_and_options(readme, helps):
-    problems = problems_of(readme, helps)
+@pytest.mark.parametrize('page', PAGES, ids=[page.name for page in PAGES])
+def test_commands_name_existing_files_targets_and_options(page, helps):
+    problems = problems_of(page.read_text(encoding='utf-8'), helps)
     assert not problems, '\n'.join(problems)
 
 
