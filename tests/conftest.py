@@ -43,8 +43,8 @@ TESTS = REPO / 'tests'
 # different (equally valid) operation orders and kernels, so they differ by accumulated rounding,
 # which scales with the outputs' magnitude: errors are relative to the largest value of each
 # output. 1e-5 is ~84 float32 ulps (eps = 2**-23 ~ 1.2e-7) of that value; the worst seen over the
-# suite with 1 and 2 threads and oneDNN limited to AVX2 or SSE4.1 kernels is 1.6e-6 (README,
-# "Exactness"). The float64 tests prove the computation itself is the same (worst seen 5e-15).
+# suite with 1 and 2 threads and oneDNN limited to AVX2 or SSE4.1 kernels is 1.6e-6
+# (docs/exactness.md). The float64 tests prove the computation itself is the same (worst seen 5e-15).
 FP32_EPS = torch.finfo(torch.float32).eps
 FP32_RTOL = 1e-5
 FP64_RTOL = 1e-10
@@ -275,7 +275,8 @@ MODULE_ORDER = ('test_learning', 'test_segmentation', 'test_deploy', 'test_detec
                 'test_deploy_openvino', 'test_tools', 'test_distributed_state',
                 'test_emov2_learning', 'test_compile', 'test_unused_stages', 'test_gpu',
                 None,  # modules not listed
-                'test_checkpoint', 'test_flops', 'test_emov2_configs', 'test_registration',
+                'test_readme', 'test_checkpoint', 'test_flops', 'test_emov2_configs',
+                'test_registration',
                 'test_fast_path', 'test_efficientmod', 'test_emov2', 'test_backbone',
                 'test_mixed_precision', 'test_memory_format')
 
