@@ -72,7 +72,8 @@ def test_the_inference_apis_predict_as_the_models_test_step(trained, demo_data, 
             result = inference_model(model, sample.img_path)
             assert torch.equal(result.seg_logits.data, sample.seg_logits.data), sample.img_path
             assert torch.equal(result.pred_sem_seg.data, sample.pred_sem_seg.data)
-            predicted = inferencer(sample.img_path, return_datasample=True)['predictions']
+            # One image: MMSegInferencer returns its SegDataSample itself.
+            predicted = inferencer(sample.img_path, return_datasamples=True)
             assert torch.equal(predicted.pred_sem_seg.data, sample.pred_sem_seg.data)
             labels |= set(sample.pred_sem_seg.data.unique().tolist())
     assert len(labels) >= 2, f'a learned model predicts several classes, got {labels}'
