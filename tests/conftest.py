@@ -14,6 +14,7 @@ import fcntl
 import importlib.util
 import json
 import os
+import pickle
 import socket
 import subprocess
 import sys
@@ -225,6 +226,36 @@ def unmatched(found, expected, top: int, score_atol: float = 1e-3) -> List[int]:
     return [i for i, j in matches(found, expected, top, score_atol).items() if j < 0]
 
 
+def load_predictions(path: Path) -> Dict[str, dict]:
+    """A test tool's ``--out`` file as ``{image path: pred_instances}`` (tensors)."""
+    with open(path, 'rb') as f:
+        return {p['img_path']: p['pred_instances'] for p in pickle.load(f)}
+
+
+class Boxes:
+    """``bboxes``, ``scores``, ``labels`` of one image's predictions, for ``unmatched``."""
+
+    def __init__(self, instances: dict, min_score: float = 0.) -> None:
+        keep = instances['scores'] >= min_score
+        self.bboxes, self.scores, self.labels = (
+            instances[k][keep] for k in ('bboxes', 'scores', 'labels'))
+
+
+def assert_same_predictions(found: Dict[str, dict], expected: Dict[str, dict]) -> None:
+    """Every box scoring >= 0.05 in one file has a twin (label, IoU > 0.95, score within 1e-4)
+    in the other, both ways. The two runs may use other thread counts, hence other float
+    rounding: boxes near the score threshold (0.02) may come and go, so they are not paired."""
+    assert found.keys() == expected.keys() and len(expected) > 0
+    compared = 0
+    for image, instances in expected.items():
+        for a, b in ((instances, found[image]), (found[image], instances)):
+            strong = Boxes(a, min_score=0.05)
+            missing = unmatched(Boxes(b), strong, top=len(strong.scores), score_atol=1e-4)
+            assert not missing, f'{image}: {len(missing)} of {len(strong.scores)} unmatched'
+            compared += len(strong.scores)
+    assert compared > 0, 'no detections scored >= 0.05: nothing was compared'
+
+
 # --------------------------------------------------------------- models trained once per run
 # The demo's two models, trained exactly as `tools/demo.py` trains them (its tiny configs,
 # `tools/dist_train.sh` with 2 CPU processes), once per test run, shared by every test that
@@ -273,7 +304,8 @@ MODULE_ORDER = ('test_learning', 'test_segmentation', 'test_deploy', 'test_detec
                 'test_deploy_two_stage', 'test_slurm', 'test_resume', 'test_sem_fpn',
                 'test_mask_rcnn', 'test_inputs', 'test_deploy_graphs', 'test_deploy_doors',
                 'test_deploy_openvino', 'test_tools', 'test_distributed_state',
-                'test_emov2_learning', 'test_compile', 'test_unused_stages', 'test_gpu',
+                'test_emov2_learning', 'test_emov2_detection', 'test_compile',
+                'test_unused_stages', 'test_gpu',
                 None,  # modules not listed
                 'test_readme', 'test_checkpoint', 'test_flops', 'test_emov2_configs',
                 'test_registration',

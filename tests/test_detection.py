@@ -11,7 +11,8 @@ from typing import Dict
 import mmcv
 import pytest
 import torch
-from conftest import REPO, TOOLS, build_detector, free_port, run_tool, unmatched
+from conftest import (REPO, TOOLS, assert_same_predictions, build_detector, free_port,
+                      load_predictions, run_tool)
 from mmengine.config import Config
 
 import emo_mm  # noqa: F401
@@ -277,36 +278,6 @@ def test_dist_train_on_cpu_keeps_replicas_identical(learned_ssdlite):
     assert all(not torch.equal(rank0[n], buffers[n]) for n in stats)
     checkpoint = torch.load(learned_ssdlite.checkpoint)['state_dict']
     assert all(torch.equal(checkpoint[n], rank0[n]) for n in rank0)
-
-
-def load_predictions(path: Path) -> Dict[str, dict]:
-    """A test tool's ``--out`` file as ``{image path: pred_instances}`` (tensors)."""
-    with open(path, 'rb') as f:
-        return {p['img_path']: p['pred_instances'] for p in pickle.load(f)}
-
-
-class Boxes:
-    """``bboxes``, ``scores``, ``labels`` of one image's predictions, for ``unmatched``."""
-
-    def __init__(self, instances: dict, min_score: float = 0.) -> None:
-        keep = instances['scores'] >= min_score
-        self.bboxes, self.scores, self.labels = (
-            instances[k][keep] for k in ('bboxes', 'scores', 'labels'))
-
-
-def assert_same_predictions(found: Dict[str, dict], expected: Dict[str, dict]) -> None:
-    """Every box scoring >= 0.05 in one file has a twin (label, IoU > 0.95, score within 1e-4)
-    in the other, both ways. The two runs may use other thread counts, hence other float
-    rounding: boxes near the score threshold (0.02) may come and go, so they are not paired."""
-    assert found.keys() == expected.keys() and len(expected) > 0
-    compared = 0
-    for image, instances in expected.items():
-        for a, b in ((instances, found[image]), (found[image], instances)):
-            strong = Boxes(a, min_score=0.05)
-            missing = unmatched(Boxes(b), strong, top=len(strong.scores), score_atol=1e-4)
-            assert not missing, f'{image}: {len(missing)} of {len(strong.scores)} unmatched'
-            compared += len(strong.scores)
-    assert compared > 0, 'no detections scored >= 0.05: nothing was compared'
 
 
 def test_dist_checkpoint_evaluates_in_test_tool(learned_ssdlite_tested, learned_ssdlite):

@@ -1,6 +1,7 @@
 """A tiny EMOv2 segmentor learns from scratch through the user's doors (tools/train.py, then
-tools/test.py on its checkpoint and on its ONNX export), and trains under tools/dist_train.sh (2 CPU processes, DDP
-without find_unused_parameters: every parameter of the built stages is used).
+tools/test.py on its checkpoint and on its ONNX export, mmseg's inference APIs), and trains
+under tools/dist_train.sh (2 CPU processes, DDP without find_unused_parameters: every parameter
+of the built stages is used).
 
 EMOv2's layer scales start at 1e-6, so from scratch its features are ~1e-8 at first and the
 model predicts the majority class until the scales have grown (~60 iterations here); the floors
@@ -49,6 +50,33 @@ def test_the_test_tool_reproduces_the_last_evaluation(trained, demo_data, tmp_pa
     run_tool(python_tool('test.py', CONFIG, checkpoint, '--work-dir', tmp_path), cwd=demo_data)
     last = [r['mIoU'] for r in read_scalars(trained) if 'mIoU' in r][-1]
     assert read_test_metrics(tmp_path)['mIoU'] == pytest.approx(last, abs=0.01)
+
+
+def test_the_inference_apis_predict_as_the_models_test_step(trained, demo_data, monkeypatch):
+    """``inference_model`` on held-out images gives what the model's own ``test_step`` gives on
+    the test loader's batches of them (same process, same weights: exactly); ``MMSegInferencer``
+    the same label maps."""
+    from mmengine.runner import Runner
+    from mmseg.apis import MMSegInferencer, inference_model, init_model
+    monkeypatch.chdir(demo_data)  # the config's data root is relative
+    checkpoint = str(latest_checkpoint(trained))
+    model = init_model(str(CONFIG), checkpoint, device='cpu')
+    loader = Runner.build_dataloader(dict(model.cfg.test_dataloader, num_workers=0,
+                                          persistent_workers=False))
+    inferencer = MMSegInferencer(str(CONFIG), checkpoint, device='cpu')
+    labels = set()
+    for batch, _ in zip(loader, range(2)):
+        with torch.no_grad():
+            expected = model.test_step(batch)
+        for sample in expected:
+            result = inference_model(model, sample.img_path)
+            assert torch.equal(result.seg_logits.data, sample.seg_logits.data), sample.img_path
+            assert torch.equal(result.pred_sem_seg.data, sample.pred_sem_seg.data)
+            # One image: MMSegInferencer returns its SegDataSample itself.
+            predicted = inferencer(sample.img_path, return_datasamples=True)
+            assert torch.equal(predicted.pred_sem_seg.data, sample.pred_sem_seg.data)
+            labels |= set(sample.pred_sem_seg.data.unique().tolist())
+    assert len(labels) >= 2, f'a learned model predicts several classes, got {labels}'
 
 
 def test_the_onnx_export_scores_as_the_checkpoint(trained, demo_data, tmp_path):

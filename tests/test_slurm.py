@@ -24,6 +24,7 @@ from emo_mm.engine import cpu_distributed
 from emo_mm.engine.slurm import PORT_BASE, SlurmTask, launch_rank, port_of_job, read_slurm_task
 
 TINY_DEEPLAB = CONFIGS / 'deeplabv3' / 'emo_1m_tiny.py'
+TINY_DEEPLAB_EMOV2 = CONFIGS / 'deeplabv3' / 'emov2_1m_tiny.py'
 MIOU = re.compile(r'aAcc: ([\d.]+)\s+mIoU: ([\d.]+)\s+mAcc: ([\d.]+)')
 # Two tasks on one node, no GPUs: the form the issue's tests ask for.
 TWO_CPU_TASKS = dict(GPUS='2', GPUS_PER_NODE='2', CPUS_PER_TASK='1', GRES='')
@@ -162,6 +163,8 @@ def workspace(tmp_path_factory) -> Path:
     make_tiny_ade(path / 'data' / 'tiny_ade', num_train=4, num_val=2)
     (path / 'train.py').write_text(TRAIN_CONFIG)
     (path / 'cancel.py').write_text(CANCEL_CONFIG)
+    (path / 'emov2.py').write_text(TRAIN_CONFIG.replace(str(TINY_DEEPLAB),
+                                                        str(TINY_DEEPLAB_EMOV2)))
     return path
 
 
@@ -276,6 +279,24 @@ def test_a_cancelled_job_resumes_to_the_uninterrupted_weights(cluster, workspace
     assert 'RNGStateHook: restored the random states' in resumed
     assert_same_weights(weights(straight_run / f'iter_{ITERS}.pth'),
                         weights(work / f'iter_{ITERS}.pth'))
+
+
+@pytest.mark.slow
+def test_emov2_trains_and_tests_through_the_slurm_scripts(cluster, workspace):
+    """The EMOv2 segmentor through both scripts: TRAIN_CONFIG over its tiny config."""
+    work = workspace / 'work' / 'emov2'
+    output = assert_ok(slurm_script(cluster, workspace, 'slurm_train.sh', 'emov2.py', work))
+    assert 'Distributed launcher: slurm, 2 processes' in output
+    assert re.search(rf'Iter\(train\) \[{ITERS}/{ITERS}\]', output)
+    start, end = ([torch.load(work / f'{when}_rank{rank}.pth') for rank in (0, 1)]
+                  for when in ('start', 'end'))
+    assert any(name.startswith('backbone.stage4') for name in end[0])
+    for name, weight in end[0].items():
+        assert torch.equal(weight, end[1][name]), name
+    assert sum(not torch.equal(w, start[0][k]) for k, w in end[0].items()) > len(end[0]) // 2
+    tested = assert_ok(slurm_script(cluster, workspace, 'slurm_test.sh', 'emov2.py',
+                                    work / f'iter_{ITERS}.pth', '--work-dir', work / 'test'))
+    assert len(MIOU.findall(tested)) == 1, tested[-3000:]
 
 
 @pytest.mark.slow
