@@ -1,10 +1,10 @@
 """Only the stages that run are built: DDP with ``find_unused_parameters=False`` (mmengine's
-default) trains every shipped config and every ``out_indices`` of both backbones, and the
+default) trains every shipped config's structure and every ``out_indices`` of both backbones, and the
 authors' full checkpoints still load into the shorter backbones."""
 import itertools
 import json
 from pathlib import Path
-from typing import List, Tuple
+from typing import Dict, List, Tuple
 
 import pytest
 import torch
@@ -29,8 +29,68 @@ def all_out_indices(num_stages: int) -> List[Tuple[int, ...]]:
 
 
 def shipped_configs() -> List[Path]:
-    """Every config a user trains (not the ``_base_*`` / ``_recipe`` parts)."""
+    """Every config a user trains (not the ``_base_*`` / ``_recipe`` / ``_common`` parts)."""
     return sorted(p for p in CONFIGS.glob('*/*.py') if not p.name.startswith('_'))
+
+
+# Keys whose numbers decide which modules a forward pass uses (stages returned, levels read).
+STRUCTURAL_NUMBERS = ('out_indices', 'in_index', 'start_level', 'end_level', 'num_outs',
+                      'frozen_stages', 'num_stages')
+
+
+def model_structure(value, key: str = ''):
+    """A model config with its sizes masked: module types, options and list lengths stay, and
+    the numbers of :data:`STRUCTURAL_NUMBERS`; every other number (widths, depths, the arch,
+    rates) becomes ``None``. Two configs of one structure use the same modules in a forward
+    pass, so DDP without ``find_unused_parameters`` treats them alike."""
+    if key in STRUCTURAL_NUMBERS:
+        return value
+    if key == 'arch' or key == 'init_cfg':
+        return None
+    if isinstance(value, dict):
+        return {k: model_structure(v, k) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [model_structure(v) for v in value]
+    if isinstance(value, (bool, str)) or value is None:
+        return value
+    return None
+
+
+def ddp_groups() -> Dict[str, List[Path]]:
+    """Shipped configs grouped by family and backbone (``configs/<family>/<backbone>_*``), the
+    512 SSDLite, tiny and EfficientMod conv variants apart; the first of each group (its smallest
+    variant) is the one the DDP test trains."""
+    groups: Dict[str, List[Path]] = {}
+    for path in shipped_configs():
+        backbone, variant = path.stem.split('_', 1)
+        kind = '_'.join(v for v in ('512', 'tiny', 'conv') if v in variant.split('_'))
+        groups.setdefault(f'{path.parent.name}/{backbone}/{kind}', []).append(path)
+    return {name: sorted(paths, key=lambda p: (len(p.stem), p.stem))
+            for name, paths in groups.items()}
+
+
+def test_every_config_has_the_structure_of_its_ddp_trained_sibling():
+    """The DDP test trains one config per group; every other config of the group differs from it
+    only in sizes (same module types, options, returned stages and levels)."""
+    from mmengine.config import Config
+    compared = 0
+    for name, paths in ddp_groups().items():
+        first = model_structure(Config.fromfile(str(paths[0])).model.to_dict())
+        for path in paths[1:]:
+            assert model_structure(Config.fromfile(str(path)).model.to_dict()) == first, \
+                f'{path.relative_to(REPO)} has another structure than {paths[0].name}'
+            compared += 1
+    assert compared >= 30
+    # What it masks, and what it keeps.
+    one = dict(backbone=dict(type='EMO', arch='1m', out_indices=(1, 2, 3, 4)),
+               neck=dict(in_channels=[48, 72, 160, 288], start_level=1))
+    assert model_structure(one) == model_structure(
+        dict(backbone=dict(type='EMO', arch='5m', out_indices=(1, 2, 3, 4)),
+             neck=dict(in_channels=[32, 48, 80, 180], start_level=1)))
+    for other in (dict(one, backbone=dict(one['backbone'], out_indices=(2, 3, 4))),
+                  dict(one, neck=dict(one['neck'], start_level=2)),
+                  dict(one, neck=dict(one['neck'], in_channels=[48, 72, 160]))):
+        assert model_structure(other) != model_structure(one)
 
 
 # ------------------------------------------------------------------------ fast checks
@@ -130,12 +190,13 @@ def test_full_checkpoint_loads_into_a_shorter_efficientmod(tmp_path):
 @pytest.mark.slow
 def test_every_config_and_out_indices_trains_in_ddp_without_unused_parameters(tmp_path,
                                                                               monkeypatch):
-    """One spawn of 2 CPU processes (gloo) runs them all: every shipped config (built without
-    its checkpoint, two 64x64 images per process, one object / a random label map each) and every
+    """One spawn of 2 CPU processes (gloo) runs them all: the smallest config of every group of
+    :func:`ddp_groups` (the others have its structure, tested above; built without its
+    checkpoint, two 64x64 images per process, one object / a random label map each) and every
     ``out_indices`` of EMO-1M and EfficientMod-xxs (32x32), two SGD steps each in mmengine's
     DDP wrapper with ``find_unused_parameters=False``."""
     monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '')  # the spawned processes run on CPU
-    jobs = [('config', str(p.relative_to(REPO))) for p in shipped_configs()]
+    jobs = [('config', str(paths[0].relative_to(REPO))) for paths in ddp_groups().values()]
     jobs += [('backbone', json.dumps([b.__name__, arch, idx, IMAGE]))
              for b, arch, n in BACKBONES for idx in all_out_indices(n)]
     mp.spawn(ddp_worker, args=(free_port(), jobs, str(tmp_path), str(REPO)), nprocs=2,
