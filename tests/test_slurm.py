@@ -163,8 +163,10 @@ def workspace(tmp_path_factory) -> Path:
     make_tiny_ade(path / 'data' / 'tiny_ade', num_train=4, num_val=2)
     (path / 'train.py').write_text(TRAIN_CONFIG)
     (path / 'cancel.py').write_text(CANCEL_CONFIG)
-    (path / 'emov2.py').write_text(TRAIN_CONFIG.replace(str(TINY_DEEPLAB),
-                                                        str(TINY_DEEPLAB_EMOV2)))
+    emov2_config = TRAIN_CONFIG.replace(str(TINY_DEEPLAB), str(TINY_DEEPLAB_EMOV2))
+    assert emov2_config != TRAIN_CONFIG, 'TRAIN_CONFIG no longer names its base: the EMOv2 ' \
+        'test would train EMO'
+    (path / 'emov2.py').write_text(emov2_config)
     return path
 
 

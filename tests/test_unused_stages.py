@@ -45,7 +45,7 @@ def model_structure(value, key: str = ''):
     pass, so DDP without ``find_unused_parameters`` treats them alike."""
     if key in STRUCTURAL_NUMBERS:
         return value
-    if key == 'arch' or key == 'init_cfg':
+    if key in ('arch', 'init_cfg'):
         return None
     if isinstance(value, dict):
         return {k: model_structure(v, k) for k, v in value.items()}
